@@ -1,0 +1,136 @@
+"""Calibration of the synthetic default: how far simple predictors get towards the oracle.
+
+The synthetic dataset is only a useful benchmark if the history of a session matters: a model
+that looks only at the last click must stay well below the oracle, POP must be far from it, and
+S-POP must profit from revisits. `synthetic_calibration` measures exactly that on a generated
+split with POP, S-POP, a first-order transition-count predictor and the oracle, and reports each
+one's share of the oracle's P@20 and its normalized gain (P@20 - POP) / (oracle - POP).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.synthetic import SyntheticConfig, build_synthetic, revisit_rate
+from sessbench.evaluation import evaluate_model
+from sessbench.models import FitContext, SessionRecommender
+
+
+class FirstOrderTransitions(SessionRecommender):
+    """Scores the observed successors of the last click (training counts); popularity breaks ties.
+
+    The reference point for "does the data reward anything beyond the last click": on the
+    synthetic default it must close clearly less of the POP-to-oracle gap than models that read
+    the whole prefix. Not registered as a benchmark model.
+    """
+
+    name = "first-order"
+
+    def fit(self, data: TrainingData, ctx: FitContext) -> None:
+        train = data.train
+        width = data.n_items + 1
+        items = train.items.astype(np.int64)
+        # consecutive pairs inside a session: drop the pair that would cross a session boundary
+        starts = np.zeros(train.n_clicks, dtype=bool)
+        starts[train.offsets[:-1][train.lengths > 0]] = True
+        follow = ~starts[1:]
+        self.counts = sp.csr_array(
+            (np.ones(int(follow.sum())), (items[:-1][follow], items[1:][follow])), shape=(width, width)
+        )
+        self.counts.sum_duplicates()
+        pop = data.item_popularity().astype(np.float64)
+        pop[0] = 0.0
+        self.backoff = torch.from_numpy(pop / (pop.max() + 1.0))  # < 1: never beats one count
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        last = batch.last_items.detach().cpu().numpy()
+        rows = torch.from_numpy(self.counts[last].toarray())
+        return rows + self.backoff.unsqueeze(0)
+
+
+def _fitted(model: SessionRecommender, data: TrainingData) -> SessionRecommender:
+    model.fit(data, FitContext())
+    return model
+
+
+def synthetic_calibration(config: SyntheticConfig | None = None) -> dict[str, Any]:
+    """Evaluate POP, S-POP, first-order and the oracle on a synthetic split.
+
+    Returns ``{"models": {name: {"P@20", "MRR@20", "share_of_oracle", "normalized_gain"}},
+    "oracle_expected_P@20": ..., "oracle_expected_se": ..., "dataset": {...}}``.
+    """
+    from baselines.popularity import Popularity, SessionPopularity
+
+    split, oracle = build_synthetic(config)
+    data = split.training_data()
+    examples = split.test_examples()
+    models: dict[str, SessionRecommender] = {
+        "oracle": oracle,
+        "pop": _fitted(Popularity(), data),
+        "s-pop": _fitted(SessionPopularity(), data),
+        "first-order": _fitted(FirstOrderTransitions(), data),
+    }
+    raw = {
+        name: evaluate_model(model, examples, n_items=split.n_items, ks=(20,)).metrics
+        for name, model in models.items()
+    }
+    best, base = raw["oracle"]["P@20"], raw["pop"]["P@20"]
+    table = {
+        name: {
+            "P@20": m["P@20"],
+            "MRR@20": m["MRR@20"],
+            "share_of_oracle": m["P@20"] / best if best > 0 else math.nan,
+            "normalized_gain": (m["P@20"] - base) / (best - base) if best > base else math.nan,
+        }
+        for name, m in raw.items()
+    }
+    mass = oracle.top_k_mass(examples, 20)
+    all_sessions = [split.train, split.test]
+    clicks = sum(s.n_clicks for s in all_sessions)
+    sessions = sum(s.n_sessions for s in all_sessions)
+    return {
+        "models": table,
+        "oracle_expected_P@20": float(mass.mean()),
+        "oracle_expected_se": float(math.sqrt(float((mass * (1 - mass)).sum())) / len(mass)),
+        "dataset": {
+            "n_items": split.n_items,
+            "train_sessions": split.train.n_sessions,
+            "test_sessions": split.test.n_sessions,
+            "train_prefixes": len(split.train.examples()),
+            "test_prefixes": len(examples),
+            "clicks": clicks,
+            "avg_length": clicks / sessions if sessions else 0.0,
+            "revisit_rate": revisit_rate(split.train),
+            "generator": split.meta.get("generator", {}),
+        },
+    }
+
+
+def format_calibration(result: dict[str, Any]) -> str:
+    """A plain-text table of `synthetic_calibration`'s result."""
+    d = result["dataset"]
+    lines = [
+        f"synthetic: {d['n_items']} items, {d['train_sessions']} train / {d['test_sessions']} test "
+        f"sessions, {d['train_prefixes']} train / {d['test_prefixes']} test prefixes, "
+        f"{d['clicks']} clicks, avg length {d['avg_length']:.2f}, revisit rate {d['revisit_rate']:.1%}",
+        "",
+        f"{'model':<12} {'P@20':>7} {'MRR@20':>7} {'share':>7} {'gain':>7}",
+    ]
+    for name, m in result["models"].items():
+        lines.append(
+            f"{name:<12} {100 * m['P@20']:7.2f} {100 * m['MRR@20']:7.2f} "
+            f"{m['share_of_oracle']:7.3f} {m['normalized_gain']:7.3f}"
+        )
+    lines += [
+        "",
+        "share = P@20 / oracle P@20;  gain = (P@20 - POP) / (oracle - POP)",
+        f"oracle expected P@20 (predictive mass of its top 20): {100 * result['oracle_expected_P@20']:.2f}"
+        f" +/- {100 * result['oracle_expected_se']:.2f}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,380 @@
+"""The `sessbench` command line. Thin: it parses options and calls the library.
+
+User errors (`SessbenchError`) print one paragraph and exit with code 2; `--debug` shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sessbench import __version__
+from sessbench.errors import SessbenchError
+
+log = logging.getLogger("sessbench")
+
+EPILOG_RUN = """examples:
+  sessbench run                                   all models on the built-in synthetic dataset
+  sessbench run --models pop,s-pop --dataset diginetica --data-dir ~/data/diginetica
+  sessbench run --models baselines --dataset yoochoose64 --data-dir ~/data/yoochoose --seeds 0,1,2
+  sessbench run --dataset synthetic:n_items=2000,n_sessions=20000 --set pop.foo=1
+  sessbench run --config configs/grids/paper.yaml --resume
+"""
+
+
+def _progress_factory(enabled: bool) -> Callable[..., Any]:
+    from tqdm.auto import tqdm
+
+    def progress(total: int | None = None, desc: str = "") -> Any:
+        return tqdm(total=total, desc=desc, leave=False, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+    return progress
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="folder holding the raw dataset file (may be read-only)")
+    p.add_argument(
+        "--cache-dir", type=Path,
+        help="where prepared splits are cached (default: $SESSBENCH_CACHE, else the user cache dir)",
+    )
+    p.add_argument(
+        "--dataset-param", action="append", default=[], metavar="KEY=VALUE",
+        help="a dataset parameter, e.g. for clicks:PATH session_col=sid (repeatable)",
+    )
+
+
+def _dataset_params(values: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for text in values:
+        key, eq, value = text.partition("=")
+        if not eq:
+            raise SessbenchError(f"--dataset-param '{text}': expected KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessbench",
+        description="Benchmark session-based recommenders on the SR-GNN datasets, splits and metrics.",
+    )
+    parser.add_argument("--version", action="version", version=f"sessbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars, warnings only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # run -------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "run", help="fit and evaluate models, one record per run",
+        description="Fit and evaluate models on a dataset; each run writes one JSON record to --runs-dir.",
+        epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--models", help="comma list of models and groups (default: all); see 'sessbench models'")
+    p.add_argument(
+        "--dataset", action="append", dest="datasets",
+        help="dataset name (repeatable; default synthetic): yoochoose64, yoochoose4, yoochoose, diginetica, "
+        "synthetic[:k=v,...], clicks:PATH",
+    )
+    p.add_argument("--seeds", help="comma list of seeds (default 0)")
+    p.add_argument("--protocol", choices=["validated", "paper"], help="model selection protocol (default validated)")
+    p.add_argument("--validation-fraction", type=float, help="share of training sessions carved for validation (default 0.1)")
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--time-budget", type=float, dest="time_budget_s", help="seconds of training per run before stopping early")
+    p.add_argument("--eval-batch-size", type=int, help="prefixes scored at once (default: fits 256 MB of scores)")
+    p.add_argument("--config", type=Path, help="experiment YAML (see configs/grids/)")
+    p.add_argument("--config-dir", type=Path, help="folder with models/<name>.yaml hyperparameters (default: configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE", help="override a hyperparameter (repeatable)")
+    p.add_argument("--runs-dir", type=Path, help="where run records go (default runs/)")
+    p.add_argument("--resume", action="store_true", help="skip runs that already have a finished record")
+    p.add_argument("--force-prepare", action="store_true", help="rebuild the prepared dataset even if cached")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_run)
+
+    # report ----------------------------------------------------------------------------
+    p = sub.add_parser("report", help="write tables from the runs directory", description="Write the report (Markdown, CSV) from run records; never reruns models.")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="run records to read (default runs/)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
+    p.set_defaults(func=cmd_report)
+
+    # models ----------------------------------------------------------------------------
+    p = sub.add_parser("models", help="list registered models and groups", description="List registered models, their groups and descriptions.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_models)
+
+    # data ------------------------------------------------------------------------------
+    p = sub.add_parser("data", help="list, prepare, describe and export datasets", description="Dataset preparation and inspection.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    q = dsub.add_parser("list", help="list the datasets sessbench knows", description="List dataset names, raw files and sources.")
+    q.set_defaults(func=cmd_data_list)
+    for name, helptext, func in (
+        ("prepare", "prepare a dataset (or load it from the cache)", cmd_data_prepare),
+        ("stats", "print our Table 1 figures beside the paper's", cmd_data_stats),
+    ):
+        q = dsub.add_parser(name, help=helptext, description=helptext[0].upper() + helptext[1:] + ".")
+        q.add_argument("dataset", help="dataset name, e.g. diginetica or synthetic")
+        _add_data_options(q)
+        q.add_argument("--force", action="store_true", help="rebuild even if cached")
+        if name == "stats":
+            q.add_argument("--json", action="store_true", help="machine-readable output")
+        q.set_defaults(func=func)
+    q = dsub.add_parser("export", help="write a prepared split for other frameworks", description="Export a prepared split: srgnn-json (the official preprocessing's schema), recbole (atomic .inter files) or session-rec (TSV).")
+    q.add_argument("dataset")
+    q.add_argument("--format", required=True, choices=["srgnn-json", "recbole", "session-rec"])
+    q.add_argument(
+        "--validation-fraction", type=float, default=0.1,
+        help="recbole / session-rec: share of training sessions written as the validation part "
+        "(default 0.1; srgnn-json always writes the official training list)",
+    )
+    q.add_argument("--out", required=True, type=Path, help="output file (srgnn-json) or folder")
+    q.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
+    _add_data_options(q)
+    q.set_defaults(func=cmd_data_export)
+    p.set_defaults(func=lambda args: _help(p))
+
+    # bench -----------------------------------------------------------------------------
+    p = sub.add_parser("bench", help="benchmarks of sessbench itself", description="Speed and memory benchmarks anyone can rerun.")
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
+    q = bsub.add_parser("preprocess", help="prepare a generated raw YOOCHOOSE-format file and time it", description="Generate a raw file in the YOOCHOOSE format (default: the real 33,003,944 rows), prepare it as yoochoose64 would, print rows/s, wall seconds and peak memory.")
+    q.add_argument("--rows", type=int, default=33_003_944)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--workdir", type=Path, help="where the temporary raw file goes (default: a temp dir)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench_preprocess)
+    q = bsub.add_parser("synthetic", help="the synthetic default's figures: oracle, POP, S-POP, first-order", description="Calibration figures of the synthetic dataset: oracle, POP, S-POP and a first-order transition predictor.")
+    q.add_argument("--dataset", default="synthetic", help="synthetic[:k=v,...] (default: the built-in default)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench_synthetic)
+    p.set_defaults(func=lambda args: _help(p))
+    return parser
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 0
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from sessbench.config import ParamResolver, default_config_dir, load_experiment, parse_set_options
+    from sessbench.data.registry import parse_dataset
+    from sessbench.models import get_model, load_plugins, resolve_models
+    from sessbench.report.tables import comparison_rows, text_table
+    from sessbench.runner import RunSettings, Runner, plan_runs
+
+    exp = load_experiment(args.config)
+    models_arg = args.models or exp["models"]
+    datasets_arg = args.datasets or exp["datasets"]
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else exp["seeds"]
+    protocol = args.protocol or exp["protocol"]
+    settings = RunSettings(
+        validation_fraction=float(args.validation_fraction if args.validation_fraction is not None else exp["validation_fraction"]),
+        device=args.device or exp["device"],
+        time_budget_s=args.time_budget_s if args.time_budget_s is not None else exp["time_budget_s"],
+        eval_batch_size=args.eval_batch_size or exp["eval_batch_size"],
+    )
+    if not 0 <= settings.validation_fraction < 1:
+        raise SessbenchError(f"--validation-fraction must be in [0, 1), got {settings.validation_fraction}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    load_plugins()
+    names = resolve_models(models_arg)
+    specs = [get_model(n) for n in names]
+    ds_params = {**exp["dataset_params"], **_dataset_params(args.dataset_param)}
+    requests = [parse_dataset(d, ds_params if d.startswith("clicks:") else None) for d in datasets_arg]
+    resolver = ParamResolver(
+        config_dir=args.config_dir or default_config_dir(),
+        experiment_params=exp["params"],
+        cli_params=parse_set_options(args.set),
+    )
+    resolver.check_all(specs, [r.name for r in requests])
+    plan = plan_runs(names, requests, seeds, protocol, lambda m, d: resolver.resolve(get_model(m), d), settings)
+
+    runs_dir = args.runs_dir or Path(exp["runs_dir"])
+    data_dir = args.data_dir or (Path(exp["data_dir"]) if exp["data_dir"] else None)
+    cache_dir = args.cache_dir or (Path(exp["cache_dir"]) if exp["cache_dir"] else None)
+    runner = Runner(
+        runs_dir=runs_dir, data_dir=data_dir, cache_dir=cache_dir, force_prepare=args.force_prepare,
+        resume=args.resume, progress=_progress_factory(not args.quiet),
+    )
+    print(f"sessbench: {len(plan)} runs ({', '.join(names)} on {', '.join(r.key for r in requests)}, "
+          f"seeds {seeds}, protocol {protocol}) -> {runs_dir}/", file=sys.stderr)
+
+    def report(rec: dict[str, Any]) -> None:
+        if rec["status"] == "ok":
+            m = rec["metrics"]
+            msg = f"P@20 {100 * m['P@20']:.2f}  MRR@20 {100 * m['MRR@20']:.2f}  fit {rec['timing']['fit_s']:.1f}s"
+        else:
+            msg = f"FAILED: {rec['error']['type']}: {rec['error']['message']}"
+        print(f"  {rec['model']:<14} {rec['dataset']:<18} seed {rec['seed']}: {msg}", file=sys.stderr)
+
+    runner.run(plan, on_record=report)
+    from sessbench.results import read_record, record_path
+
+    records = [r for r in (read_record(record_path(runs_dir, s.run_id)) for s in plan) if r is not None]
+    cols = ["dataset", "model", "protocol", "seeds", "P@20", "MRR@20", "share of oracle P@20", "normalized gain", "fit s", "failed"]
+    print()
+    print(text_table(comparison_rows(records), cols), end="")
+    failed = sum(r["status"] != "ok" for r in records)
+    if failed:
+        print(f"\n{failed} run(s) failed; their records in {runs_dir}/ hold the tracebacks.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sessbench.report import write_report
+
+    if not args.runs_dir.is_dir():
+        raise SessbenchError(f"runs directory {args.runs_dir} does not exist: run 'sessbench run' first or pass --runs-dir")
+    for path in write_report(args.runs_dir, args.out):
+        print(path)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from sessbench.models import load_plugins, model_groups, registered_models
+
+    errors = load_plugins()
+    models = registered_models()
+    if args.json:
+        print(json.dumps({
+            "models": {n: {"groups": list(s.groups), "description": s.description, "defaults": s.defaults, "source": s.source} for n, s in models.items()},
+            "groups": model_groups(),
+            "plugin_errors": errors,
+        }, indent=2, default=str))
+        return 0
+    width = max((len(n) for n in models), default=5)
+    print("Models:")
+    for name, spec in models.items():
+        print(f"  {name:<{width}}  {spec.description}  [{', '.join(spec.groups)}]")
+    print("\nGroups:")
+    for group, names in sorted(model_groups().items()):
+        print(f"  {group:<{width}}  {', '.join(names)}")
+    for name, err in errors.items():
+        print(f"\nplugin '{name}' failed to import: {err}", file=sys.stderr)
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from sessbench.data.registry import DATASETS
+
+    for d in DATASETS.values():
+        raw = f"raw file {d.raw_file} ({d.url})" if d.raw_file else ""
+        print(f"  {d.name:<12} {d.description}{'; ' + raw if raw else ''}")
+    return 0
+
+
+def _load(args: argparse.Namespace, force: bool = False):
+    from sessbench.data.registry import load_dataset, parse_dataset
+
+    request = parse_dataset(args.dataset, _dataset_params(args.dataset_param) or None)
+    return load_dataset(request, args.data_dir, args.cache_dir, force=force or getattr(args, "force", False), logger=log)
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from sessbench.data.registry import dataset_stats
+
+    loaded = _load(args)
+    s = dataset_stats(loaded.split)
+    print(f"{loaded.request.key}: {s['train_sessions']:,} training sessions ({s['train_sequences']:,} prefixes), "
+          f"{s['test_sessions']:,} test sessions ({s['test_sequences']:,} prefixes), {s['items']:,} items")
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from sessbench.data.registry import dataset_stats
+
+    loaded = _load(args)
+    ours = dataset_stats(loaded.split)
+    paper = loaded.request.definition.paper
+    rows = []
+    for key, label in (("clicks", "clicks"), ("train_sequences", "training sequences"),
+                       ("test_sequences", "test sequences"), ("items", "items"), ("average_length", "average length")):
+        p = getattr(paper, key) if paper else None
+        fmt = (lambda v: f"{v:.2f}") if key == "average_length" else (lambda v: f"{v:,}")
+        rows.append({"statistic": label, "sessbench": fmt(ours[key]), "paper (Table 1)": "-" if p is None else fmt(p)})
+    if args.json:
+        print(json.dumps({"dataset": loaded.request.key, "ours": ours, "paper": paper.__dict__ if paper else None}, indent=2))
+        return 0
+    from sessbench.report.tables import text_table
+
+    print(f"{loaded.request.key} ({loaded.request.definition.label})")
+    print(text_table(rows), end="")
+    return 0
+
+
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from sessbench.data.export import export_split
+
+    loaded = _load(args)
+    split = loaded.split
+    if args.format != "srgnn-json" and args.validation_fraction > 0:
+        split = split.with_validation(args.validation_fraction)
+    for path in export_split(split, args.format, args.out):
+        print(path)
+    return 0
+
+
+def cmd_bench_preprocess(args: argparse.Namespace) -> int:
+    from sessbench.bench.preprocess import format_report, run_preprocess_benchmark
+
+    result = run_preprocess_benchmark(rows=args.rows, workdir=args.workdir, seed=args.seed)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+def cmd_bench_synthetic(args: argparse.Namespace) -> int:
+    from sessbench.calibration import format_calibration, synthetic_calibration
+    from sessbench.data.registry import parse_dataset
+    from sessbench.data.synthetic import SyntheticConfig
+
+    request = parse_dataset(args.dataset)
+    if request.definition.kind != "synthetic":
+        raise SessbenchError("sessbench bench synthetic takes a synthetic dataset, e.g. synthetic:n_items=2000")
+    config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in request.params.items()))
+    result = synthetic_calibration(config)
+    print(json.dumps(result, indent=2, default=float) if args.json else format_calibration(result))
+    return 0
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except SessbenchError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"sessbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("sessbench: interrupted; finished runs are kept (rerun with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

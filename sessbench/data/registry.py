@@ -1,0 +1,282 @@
+"""Datasets by name: how each is read, prepared and cached, and the paper's Table 1 figures.
+
+Names a user can pass to `--dataset`:
+  yoochoose64, yoochoose4, yoochoose   YOOCHOOSE (RecSys Challenge 2015) `yoochoose-clicks.dat`
+  diginetica                           DIGINETICA (CIKM Cup 2016) `train-item-views.csv`
+  synthetic[:key=value,...]            the built-in generator with a known Bayes-optimal limit
+  clicks:PATH                          any click log (CSV/TSV/Parquet); columns and the test
+                                       period via `--dataset-param` / `dataset_params`
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sessbench.data.sessions import SessionSet, Split
+from sessbench.errors import ConfigError, SessbenchError, UnknownNameError
+
+DAY = 86_400
+YOOCHOOSE_URL = "https://recsys.acm.org/recsys15/challenge/"
+DIGINETICA_URL = "https://competitions.codalab.org/competitions/11161"
+
+
+@dataclass(frozen=True)
+class PaperStats:
+    """Table 1 of the SR-GNN paper, as printed (training/test counts are augmented prefixes)."""
+
+    clicks: int
+    train_sequences: int
+    test_sequences: int
+    items: int
+    average_length: float
+
+
+@dataclass(frozen=True)
+class DatasetDef:
+    name: str
+    description: str
+    kind: str  # "yoochoose" | "diginetica" | "synthetic" | "clicks"
+    label: str  # as the paper names it
+    raw_file: str | None = None
+    url: str | None = None
+    split_days: int | None = None
+    fraction: int | None = None
+    paper: PaperStats | None = None
+
+
+DATASETS: dict[str, DatasetDef] = {
+    d.name: d
+    for d in [
+        DatasetDef(
+            "yoochoose64", "YOOCHOOSE, last 1/64 of the SR-GNN training prefixes", "yoochoose",
+            "Yoochoose 1/64", "yoochoose-clicks.dat", YOOCHOOSE_URL, 1, 64,
+            PaperStats(557_248, 369_859, 55_898, 16_766, 6.16),
+        ),
+        DatasetDef(
+            "yoochoose4", "YOOCHOOSE, last 1/4 of the SR-GNN training prefixes", "yoochoose",
+            "Yoochoose 1/4", "yoochoose-clicks.dat", YOOCHOOSE_URL, 1, 4,
+            PaperStats(8_326_407, 5_917_745, 55_898, 29_618, 5.71),
+        ),
+        DatasetDef(
+            "yoochoose", "YOOCHOOSE, the whole SR-GNN training list (no cut)", "yoochoose",
+            "Yoochoose", "yoochoose-clicks.dat", YOOCHOOSE_URL, 1, None, None,
+        ),
+        DatasetDef(
+            "diginetica", "DIGINETICA, SR-GNN preprocessing (7-day test period)", "diginetica",
+            "Diginetica", "train-item-views.csv", DIGINETICA_URL, 7, None,
+            PaperStats(982_961, 719_470, 60_858, 43_097, 5.12),
+        ),
+        DatasetDef(
+            "synthetic", "Built-in generator of intent-driven sessions with a known optimum",
+            "synthetic", "Synthetic",
+        ),
+        DatasetDef(
+            "clicks", "Any click log: clicks:PATH (CSV, TSV or Parquet)", "clicks", "Click log",
+        ),
+    ]
+}
+
+#: parameters the generic click-log reader takes (with defaults)
+CLICKS_PARAMS: dict[str, Any] = {
+    "session_col": "session_id",
+    "item_col": "item_id",
+    "time_col": "timestamp",
+    "time_format": "auto",
+    "sep": None,
+    "test_days": 1,
+    "min_item_support": 5,
+}
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """A parsed `--dataset` value: the definition plus its parameters."""
+
+    definition: DatasetDef
+    params: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # clicks:PATH
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def key(self) -> str:
+        """Canonical string used in run ids and records (parameters sorted)."""
+        base = self.name if self.path is None else f"clicks:{self.path}"
+        if self.params:
+            base += ":" + ",".join(f"{k}={self.params[k]}" for k in sorted(self.params))
+        return base
+
+
+def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> DatasetRequest:
+    """Parse `NAME`, `synthetic:k=v,...` or `clicks:PATH` (parameters from `extra_params`)."""
+    extra = dict(extra_params or {})
+    name, _, rest = text.partition(":")
+    if name not in DATASETS:
+        raise UnknownNameError(
+            "dataset", name, DATASETS, "Run 'sessbench data list' to see them; use clicks:PATH for your own log."
+        )
+    definition = DATASETS[name]
+    if definition.kind == "clicks":
+        if not rest:
+            raise ConfigError("the clicks dataset needs a path: --dataset clicks:PATH/TO/clicks.csv")
+        unknown = set(extra) - set(CLICKS_PARAMS)
+        if unknown:
+            raise ConfigError(
+                f"unknown click-log parameter(s) {sorted(unknown)}; valid: {sorted(CLICKS_PARAMS)}"
+            )
+        return DatasetRequest(definition, extra, path=rest)
+    if definition.kind == "synthetic":
+        from sessbench.data.synthetic import SyntheticConfig
+
+        params = dict(extra)
+        if rest:
+            params.update(_parse_kv(rest, text))
+        config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in params.items()))
+        defaults = SyntheticConfig().to_dict()
+        changed = {k: v for k, v in config.to_dict().items() if defaults.get(k) != v}
+        return DatasetRequest(definition, changed)
+    if rest or extra:
+        raise ConfigError(
+            f"dataset '{name}' is defined by the SR-GNN preprocessing and takes no parameters "
+            f"(got '{rest or extra}'); use clicks:PATH to prepare a log with other settings"
+        )
+    return DatasetRequest(definition)
+
+
+def _parse_kv(text: str, whole: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise ConfigError(f"'{whole}': expected key=value pairs after ':', got '{part}'")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass
+class LoadedDataset:
+    request: DatasetRequest
+    split: Split  # un-carved (the official training list)
+    oracle: Any = None  # OracleRecommender for synthetic data
+
+    @property
+    def name(self) -> str:
+        return self.request.name
+
+
+def raw_sources(request: DatasetRequest, data_dir: Path | None) -> list[Path]:
+    """The raw files a dataset is read from (checked to exist, with a helpful error)."""
+    from sessbench.data.readers import find_raw_file
+
+    d = request.definition
+    if d.kind == "clicks":
+        path = Path(request.path or "")
+        if not path.is_absolute() and data_dir is not None and not path.exists():
+            path = Path(data_dir) / path
+        if not path.is_file():
+            raise SessbenchError(f"click log not found: {path}. Pass an existing file as --dataset clicks:PATH.")
+        return [path]
+    if d.raw_file is None:
+        return []
+    if data_dir is None:
+        raise SessbenchError(
+            f"dataset '{d.name}' needs the raw file {d.raw_file}: pass --data-dir DIR (the folder that "
+            f"holds {d.raw_file}). The data is published at {d.url}."
+        )
+    return [find_raw_file(Path(data_dir), d.raw_file, d.label, d.url)]
+
+
+def _build_srgnn(request: DatasetRequest, sources: list[Path]) -> Split:
+    from sessbench.data import readers
+    from sessbench.data.srgnn_preprocess import prepare_srgnn
+
+    d = request.definition
+    if d.kind == "yoochoose":
+        clicks = readers.read_yoochoose_clicks(sources[0])
+    elif d.kind == "diginetica":
+        clicks = readers.read_diginetica_views(sources[0])
+    else:  # clicks
+        p = {**CLICKS_PARAMS, **request.params}
+        clicks = readers.read_click_log(
+            sources[0], p["session_col"], p["item_col"], p["time_col"], time_format=p["time_format"], sep=p["sep"]
+        )
+    split_days = d.split_days if d.kind != "clicks" else float({**CLICKS_PARAMS, **request.params}["test_days"])
+    support = int({**CLICKS_PARAMS, **request.params}["min_item_support"]) if d.kind == "clicks" else 5
+    return prepare_srgnn(
+        clicks,
+        name=d.name,
+        split_seconds=int(split_days * DAY),
+        fraction=d.fraction,
+        min_item_support=support,
+        meta={"source_files": [s.name for s in sources]},
+    )
+
+
+def load_dataset(
+    request: DatasetRequest,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    force: bool = False,
+    logger: logging.Logger | None = None,
+) -> LoadedDataset:
+    """Prepare (or load from the cache) the split a request names."""
+    log = logger or logging.getLogger("sessbench.data")
+    d = request.definition
+    if d.kind == "synthetic":
+        from sessbench.data.synthetic import SyntheticConfig, build_synthetic
+
+        config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in request.params.items()))
+        split, oracle = build_synthetic(config)
+        return LoadedDataset(request, split, oracle)
+
+    from sessbench.data.cache import default_cache_dir, load_or_build
+
+    sources = raw_sources(request, data_dir)
+    params = {"dataset": request.key, "split_days": d.split_days, "fraction": d.fraction, **request.params}
+    split = load_or_build(
+        request.key.replace("/", "_").replace(":", "_"),
+        params,
+        sources,
+        lambda: _build_srgnn(request, sources),
+        default_cache_dir(cache_dir),
+        force=force,
+        logger=log,
+    )
+    return LoadedDataset(request, split)
+
+
+def dataset_stats(split: Split) -> dict[str, Any]:
+    """Our Table 1 figures for a prepared split (training list before any validation carve).
+
+    clicks: clicks in the training and test sessions after preprocessing; average length: mean
+    session length over training and test sessions.
+    """
+    sessions = [split.train, split.test] + ([split.valid] if split.valid is not None else [])
+    clicks = sum(s.n_clicks for s in sessions)
+    n_sessions = sum(s.n_sessions for s in sessions)
+    train_prefixes = int(np.maximum(split.train.lengths - 1, 0).sum())
+    if split.valid is not None:
+        train_prefixes += int(np.maximum(split.valid.lengths - 1, 0).sum())
+    return {
+        "clicks": int(clicks),
+        "train_sequences": train_prefixes,
+        "test_sequences": int(np.maximum(split.test.lengths - 1, 0).sum()),
+        "items": int(split.n_items),
+        "average_length": float(clicks / n_sessions) if n_sessions else 0.0,
+        "train_sessions": int(split.train.n_sessions + (split.valid.n_sessions if split.valid is not None else 0)),
+        "test_sessions": int(split.test.n_sessions),
+    }
+
+
+def session_set_summary(s: SessionSet) -> str:
+    return f"{s.n_sessions:,} sessions, {s.n_clicks:,} clicks"
+
+
+PrepareFn = Callable[[DatasetRequest, list[Path]], Split]

@@ -1,0 +1,31 @@
+"""The SR-GNN paper's published results (AAAI 2019, Table 2), shipped as reference data.
+
+P@20 (a hit rate) and MRR@20, in percent, as printed. The Diginetica baseline cells are as
+widely cited from the AAAI version (see REFERENCE.md); `None` marks a cell the paper leaves
+empty. Keys are sessbench model and dataset names.
+"""
+
+from __future__ import annotations
+
+PAPER = "Wu et al., Session-based Recommendation with Graph Neural Networks, AAAI 2019, Table 2"
+
+#: model -> dataset -> (P@20, MRR@20) in percent
+TABLE2: dict[str, dict[str, tuple[float, float] | None]] = {
+    "pop": {"yoochoose64": (6.71, 1.65), "yoochoose4": (1.33, 0.30), "diginetica": (0.89, 0.20)},
+    "s-pop": {"yoochoose64": (30.44, 18.35), "yoochoose4": (27.08, 17.75), "diginetica": (21.06, 13.68)},
+    "item-knn": {"yoochoose64": (51.60, 21.81), "yoochoose4": (52.31, 21.70), "diginetica": (35.75, 11.57)},
+    "bpr-mf": {"yoochoose64": (31.31, 12.08), "yoochoose4": (3.40, 1.57), "diginetica": (5.24, 1.98)},
+    "fpmc": {"yoochoose64": (45.62, 15.01), "yoochoose4": None, "diginetica": (26.53, 6.95)},
+    "gru4rec": {"yoochoose64": (60.64, 22.89), "yoochoose4": (59.53, 22.60), "diginetica": (29.45, 8.33)},
+    "narm": {"yoochoose64": (68.32, 28.63), "yoochoose4": (69.73, 29.23), "diginetica": (49.70, 16.17)},
+    "stamp": {"yoochoose64": (68.74, 29.67), "yoochoose4": (70.44, 30.00), "diginetica": (45.64, 14.32)},
+    "srgnn": {"yoochoose64": (70.57, 30.94), "yoochoose4": (71.36, 31.89), "diginetica": (50.73, 17.59)},
+}
+
+
+def paper_value(model: str, dataset: str, metric: str) -> float | None:
+    """The published value (percent) of `metric` ("P@20" or "MRR@20"), or None."""
+    cell = TABLE2.get(model, {}).get(dataset)
+    if cell is None or metric not in ("P@20", "MRR@20"):
+        return None
+    return cell[0] if metric == "P@20" else cell[1]

@@ -1,0 +1,131 @@
+"""Summaries of run records: one row per (dataset, model, protocol), mean and std over seeds."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sessbench.report.paper import paper_value
+
+HEADLINE = ("P@20", "MRR@20")
+
+
+@dataclass
+class Row:
+    dataset: str
+    model: str
+    protocol: str
+    seeds: list[int] = field(default_factory=list)
+    values: dict[str, list[float]] = field(default_factory=dict)
+    failed: int = 0
+    fit_s: list[float] = field(default_factory=list)
+    predict_s: list[float] = field(default_factory=list)
+
+    def mean(self, key: str) -> float | None:
+        v = self.values.get(key)
+        return sum(v) / len(v) if v else None
+
+    def std(self, key: str) -> float | None:
+        v = self.values.get(key)
+        if not v:
+            return None
+        if len(v) == 1:
+            return 0.0
+        m = sum(v) / len(v)
+        return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+
+
+def headline_value(record: dict[str, Any], key: str) -> float | None:
+    """The value a table shows: under the paper protocol the per-metric best over epochs."""
+    if record.get("protocol") == "paper" and record.get("paper_best", {}).get(key) is not None:
+        return float(record["paper_best"][key])
+    value = record.get("metrics", {}).get(key)
+    return None if value is None else float(value)
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
+    rows: dict[tuple[str, str, str], Row] = {}
+    for rec in records:
+        key = (rec["dataset"], rec["model"], rec.get("protocol", "validated"))
+        row = rows.setdefault(key, Row(*key))
+        if rec.get("status") != "ok":
+            row.failed += 1
+            continue
+        row.seeds.append(int(rec.get("seed", 0)))
+        for metric in rec.get("metrics", {}):
+            value = headline_value(rec, metric)
+            if value is not None:
+                row.values.setdefault(metric, []).append(value)
+        timing = rec.get("timing", {})
+        row.fit_s.append(float(timing.get("fit_s", 0.0)))
+        row.predict_s.append(float(timing.get("predict_s", 0.0)))
+    return sorted(rows.values(), key=lambda r: (r.dataset, r.model != "oracle", r.model, r.protocol))
+
+
+def _fmt(mean: float | None, std: float | None, n: int) -> str:
+    if mean is None:
+        return "-"
+    text = f"{100 * mean:.2f}"
+    if n > 1 and std is not None:
+        text += f" ± {100 * std:.2f}"
+    return text
+
+
+def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the comparison table: ours (percent, mean ± std over seeds) beside the paper's."""
+    rows = summarize(records)
+    by_dataset: dict[str, dict[str, Row]] = defaultdict(dict)
+    for r in rows:
+        by_dataset[r.dataset][r.model] = r
+    out = []
+    for r in rows:
+        dataset_name = r.dataset.split(":")[0]
+        oracle = by_dataset[r.dataset].get("oracle")
+        pop = by_dataset[r.dataset].get("pop")
+        entry: dict[str, Any] = {
+            "dataset": r.dataset,
+            "model": r.model,
+            "protocol": r.protocol,
+            "seeds": len(r.seeds),
+            "failed": r.failed,
+        }
+        for metric in HEADLINE:
+            entry[metric] = _fmt(r.mean(metric), r.std(metric), len(r.seeds))
+            paper = paper_value(r.model, dataset_name, metric)
+            entry[f"paper {metric}"] = "-" if paper is None else f"{paper:.2f}"
+            mean = r.mean(metric)
+            entry[f"Δ {metric}"] = "-" if paper is None or mean is None else f"{100 * mean - paper:+.2f}"
+        o, m = (oracle.mean("P@20") if oracle else None), r.mean("P@20")
+        entry["share of oracle P@20"] = "-" if not o or m is None or r.model == "oracle" else f"{m / o:.3f}"
+        p = pop.mean("P@20") if pop else None
+        entry["normalized gain"] = (
+            "-" if not o or m is None or p is None or o == p or r.model in ("oracle", "pop") else f"{(m - p) / (o - p):.3f}"
+        )
+        entry["fit s"] = f"{sum(r.fit_s) / len(r.fit_s):.1f}" if r.fit_s else "-"
+        entry["predict s"] = f"{sum(r.predict_s) / len(r.predict_s):.1f}" if r.predict_s else "-"
+        out.append(entry)
+    return out
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "(no runs)\n"
+    cols = columns or list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def text_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A plain aligned table for the terminal."""
+    if not rows:
+        return "(no runs)\n"
+    cols = columns or list(rows[0])
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*cols), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*(str(r.get(c, "")) for c in cols)) for r in rows]
+    return "\n".join(lines) + "\n"

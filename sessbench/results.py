@@ -1,0 +1,104 @@
+"""The result store: one JSON record per run, written atomically, plus the run's rank counts.
+
+A record is the public contract between runs and reports (documented in the README):
+
+    schema_version, run_id, model, dataset, seed, protocol, status ("ok" | "failed"),
+    metrics   {"P@5": .., "MRR@20": .., "NDCG@20": .., "coverage@20": .., ...}  fractions in [0, 1]
+    groups    {"short": {...}, "long": {...}}   same keys, prefix length <= 5 / > 5
+    n_examples {"all", "short", "long"}
+    timing    {"fit_s", "predict_s", "examples_per_s"}
+    peak_memory_mb, epochs (per-epoch log of iterative models), paper_best (paper protocol),
+    config (resolved), environment (versions, device, git commit), dataset_info, error (failed),
+    ranks_file (per-example rank counts, .npz), started_at, finished_at
+
+The JSON file is written last (temp file + fsync + rename), so its presence marks a finished
+run: a grid killed at any moment loses nothing that had finished and leaves no partial record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+RECORD_SUFFIX = ".json"
+RANKS_SUFFIX = ".ranks.npz"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def record_path(runs_dir: Path, run_id: str) -> Path:
+    return Path(runs_dir) / f"{run_id}{RECORD_SUFFIX}"
+
+
+def ranks_path(runs_dir: Path, run_id: str) -> Path:
+    return Path(runs_dir) / f"{run_id}{RANKS_SUFFIX}"
+
+
+def write_record(runs_dir: Path, record: dict[str, Any]) -> Path:
+    path = record_path(runs_dir, record["run_id"])
+    atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **record})
+    return path
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A record, or None when the file is not a readable sessbench record."""
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or "run_id" not in rec or "status" not in rec:
+        return None
+    return rec
+
+
+def iter_records(runs_dir: Path) -> Iterator[dict[str, Any]]:
+    """Every record under `runs_dir` (recursively), in a stable order."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob(f"*{RECORD_SUFFIX}")):
+        if path.name.startswith("."):
+            continue
+        rec = read_record(path)
+        if rec is not None:
+            rec.setdefault("_path", str(path))
+            yield rec
+
+
+def is_finished(runs_dir: Path, run_id: str) -> bool:
+    """True when an `ok` record exists for this run (what `--resume` skips)."""
+    rec = read_record(record_path(runs_dir, run_id))
+    return rec is not None and rec.get("status") == "ok"

@@ -1,0 +1,19 @@
+"""Shared fixtures. Tests that need the real data samples skip when ../shared/data is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SESSBENCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real data samples (../shared/data); skips the test when it is absent."""
+    if not (SHARED_DATA / "diginetica-sample").is_dir():
+        pytest.skip(f"real data samples not found at {SHARED_DATA} (a user's clone has none)")
+    return SHARED_DATA
