@@ -281,7 +281,10 @@ def _load(args: argparse.Namespace, force: bool = False):
     from sessbench.data.registry import load_dataset, parse_dataset
 
     request = parse_dataset(args.dataset, _dataset_params(args.dataset_param) or None)
-    return load_dataset(request, args.data_dir, args.cache_dir, force=force or getattr(args, "force", False), logger=log)
+    return load_dataset(
+        request, args.data_dir, args.cache_dir, force=force or getattr(args, "force", False), logger=log,
+        progress=_progress_factory(not args.quiet),
+    )
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
@@ -302,8 +305,9 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     paper = loaded.request.definition.paper
     rows = []
     for key, label in (("clicks", "clicks"), ("train_sequences", "training sequences"),
-                       ("test_sequences", "test sequences"), ("items", "items"), ("average_length", "average length")):
-        p = getattr(paper, key) if paper else None
+                       ("test_sequences", "test sequences"), ("items", "items (candidates)"), ("items_in_training_sessions", "items in training sessions"),
+                       ("average_length", "average length")):
+        p = getattr(paper, key, None) if paper else None
         fmt = (lambda v: f"{v:.2f}") if key == "average_length" else (lambda v: f"{v:,}")
         rows.append({"statistic": label, "sessbench": fmt(ours[key]), "paper (Table 1)": "-" if p is None else fmt(p)})
     if args.json:

@@ -173,7 +173,7 @@ class Runner:
         if request.key not in self._datasets:
             log.info("preparing dataset %s", request.key)
             self._datasets[request.key] = load_dataset(
-                request, self.data_dir, self.cache_dir, self.force_prepare, logger=log
+                request, self.data_dir, self.cache_dir, self.force_prepare, logger=log, progress=self.progress
             )
         return self._datasets[request.key]
 

@@ -39,8 +39,21 @@ def test_generated_file_has_the_real_format(tmp_path: Path) -> None:
 
 def test_small_benchmark_run(tmp_path: Path) -> None:
     result = run_preprocess_benchmark(rows=20_000, workdir=tmp_path, seed=0)
-    for key in ("rows", "wall_s", "rows_per_s", "peak_memory_mb", "read_s", "preprocess_s", "n_sessions_train",
-                "n_train_prefixes", "n_train_prefixes_1_64", "n_test_prefixes", "n_items", "threads", "cpu_count"):
+    for key in (
+        "rows",
+        "wall_s",
+        "rows_per_s",
+        "peak_memory_mb",
+        "read_s",
+        "preprocess_s",
+        "n_sessions_train",
+        "n_train_prefixes",
+        "n_train_prefixes_1_64",
+        "n_test_prefixes",
+        "n_items",
+        "threads",
+        "cpu_count",
+    ):
         assert key in result, key
     assert result["rows"] == 20_000
     assert 0 < result["read_s"] and 0 < result["preprocess_s"]

@@ -108,15 +108,32 @@ def test_yoochoose_malformed(tmp_path: Path, name: str, text: str, line: int | N
     expect_error(read_yoochoose_clicks, write(tmp_path, name, text), line, *words)
 
 
-def test_yoochoose_bad_row_deep_in_a_large_file(tmp_path: Path) -> None:
-    """The line is found in files bigger than one read block (several Arrow batches)."""
-    n = 300_000
-    sessions = np.arange(n) // 3 + 1
-    body = "".join(f"{s},2014-04-07T10:51:09.277Z,{1000 + i % 97},0\n" for i, s in enumerate(sessions))
-    rows = body.splitlines(keepends=True)
-    rows[250_000] = "x,2014-04-07T10:51:09.277Z,5,0\n"
-    path = write(tmp_path, "big.dat", "".join(rows))
-    expect_error(read_yoochoose_clicks, path, 250_001, "'x'")
+@pytest.fixture(scope="module")
+def many_rows() -> list[str]:
+    return [f"{1 + k // 3},2014-04-07T10:51:09.277Z,{1000 + k % 97},0\n" for k in range(300_000)]
+
+
+@pytest.mark.parametrize(
+    "changes, line, word",
+    [
+        ({250_000: "x,2014-04-07T10:51:09.277Z,5,0\n"}, 250_001, "'x'"),
+        ({250_000: "3,2014-04-07T10:51:09.277Z\n"}, 250_001, "found 2"),
+        ({200_000: "3,2014-04-07T10:51:09.277Z,,0\n", 250_000: "3,4\n"}, 200_001, "empty"),
+        ({200_000: "3,4\n", 200_001: "3,2014-04-07T10:51:09.277Z,,0\n"}, 200_001, "found 2"),
+        ({5: "3,4\n", 290_000: "3,2014-04-07T10:51:09.277Z,,0\n"}, 6, "found 2"),
+        ({299_999: "3,2014-04-07T10:51:09.277Z,4,0,0\n"}, 300_000, "found 5"),
+    ],
+)
+def test_yoochoose_bad_row_deep_in_a_large_file(
+    tmp_path: Path, many_rows: list[str], changes: dict, line: int, word: str
+) -> None:
+    """The first bad line is found in files of many read blocks (several Arrow batches)."""
+    rows = list(many_rows)
+    for index, text in changes.items():
+        rows[index] = text
+    rows.insert(100, "\n")  # a blank line early on shifts every later line by one
+    shifted = line + (line > 100)
+    expect_error(read_yoochoose_clicks, write(tmp_path, "big.dat", "".join(rows)), shifted, word)
 
 
 @pytest.mark.parametrize(
@@ -208,7 +225,9 @@ def test_click_log_text_ids_and_iso_times(tmp_path: Path) -> None:
 
 
 def test_click_log_epoch_tsv_and_parquet(tmp_path: Path) -> None:
-    tsv = read_click_log(write(tmp_path, "log.tsv", "s\ti\tt\n1\t10\t1396867869.25\n1\t11\t1396867870\n"), "s", "i", "t")
+    tsv = read_click_log(
+        write(tmp_path, "log.tsv", "s\ti\tt\n1\t10\t1396867869.25\n1\t11\t1396867870\n"), "s", "i", "t"
+    )
     assert tsv["time"].tolist() == [1396867869, 1396867870]
     assert tsv.attrs["item_labels"] is None
     path = tmp_path / "log.parquet"
@@ -236,7 +255,16 @@ def test_click_log_explicit_separator(tmp_path: Path) -> None:
     ],
 )
 def test_click_log_malformed(tmp_path: Path, text: str, kwargs: dict, line: int | None, words: list[str]) -> None:
-    expect_error(read_click_log, write(tmp_path, "log.csv", text), line, *words, session_col="sid", item_col="iid", time_col="ts", **kwargs)
+    expect_error(
+        read_click_log,
+        write(tmp_path, "log.csv", text),
+        line,
+        *words,
+        session_col="sid",
+        item_col="iid",
+        time_col="ts",
+        **kwargs,
+    )
 
 
 def test_click_log_parquet_errors(tmp_path: Path) -> None:

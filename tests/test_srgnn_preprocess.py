@@ -56,7 +56,9 @@ def yoochoose_clicks(shared_data: Path) -> pd.DataFrame:
 def test_diginetica_sample_matches_official(shared_data: Path) -> None:
     folder = shared_data / "diginetica-sample"
     official = json.loads((folder / "official-split.json").read_text())
-    split = prepare_srgnn(read_diginetica_views(folder / "train-item-views.csv"), name="diginetica", split_seconds=7 * DAY)
+    split = prepare_srgnn(
+        read_diginetica_views(folder / "train-item-views.csv"), name="diginetica", split_seconds=7 * DAY
+    )
     assert split.n_items == official["n_items"] == 309
     assert_matches(split.train.examples(), official["train"])
     assert_matches(split.test.examples(), official["test"])
@@ -64,7 +66,9 @@ def test_diginetica_sample_matches_official(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("fraction, key", [(64, "train_yoochoose1_64"), (4, "train_yoochoose1_4")])
-def test_yoochoose_sample_matches_official(yoochoose_clicks: pd.DataFrame, yoochoose_official: dict, fraction: int, key: str) -> None:
+def test_yoochoose_sample_matches_official(
+    yoochoose_clicks: pd.DataFrame, yoochoose_official: dict, fraction: int, key: str
+) -> None:
     split = prepare_srgnn(yoochoose_clicks, name=f"yoochoose{fraction}", split_seconds=DAY, fraction=fraction)
     assert split.n_items == yoochoose_official["n_items"] == 2808
     assert_matches(split.train.examples(), yoochoose_official[key])
@@ -80,7 +84,9 @@ def test_yoochoose_full_list_and_cut_from_it(yoochoose_clicks: pd.DataFrame, yoo
     assert as_pairs(cut_training_fraction(full, 4).train.examples())[1] == as_pairs(full.train.examples())[1][-13_024:]
 
 
-def test_yoochoose_header_variant_is_identical(shared_data: Path, tmp_path: Path, yoochoose_clicks: pd.DataFrame) -> None:
+def test_yoochoose_header_variant_is_identical(
+    shared_data: Path, tmp_path: Path, yoochoose_clicks: pd.DataFrame
+) -> None:
     raw = (shared_data / "yoochoose-sample" / "yoochoose-clicks.dat").read_bytes()
     copy = tmp_path / "yoochoose-clicks.dat"
     copy.write_bytes(b"session_id,timestamp,item_id,category\n" + raw)
@@ -115,7 +121,7 @@ def test_time_zone_does_not_matter(shared_data: Path, yoochoose_clicks: pd.DataF
         time.tzset()
 
 
-# ---------------------------------------------------------------------------- a plain-Python model of the official rules
+# ---------------------------------------------------------------------------- plain-Python model of the official rules
 def official_model(rows, split_seconds, fraction=None, support=5):
     """The official script's logic, written plainly with dicts (small inputs only)."""
     sequences: dict[int, list[tuple[int, int]]] = {}
@@ -179,10 +185,14 @@ def test_random_logs_match_the_plain_model(seed: int) -> None:
     expected = official_model(rows, split_seconds, fraction, support)
     if expected is None or not expected[3] or expected[0] == "empty":
         with pytest.raises(SessbenchError):
-            prepare_srgnn(clicks(rows), name="r", split_seconds=split_seconds, fraction=fraction, min_item_support=support)
+            prepare_srgnn(
+                clicks(rows), name="r", split_seconds=split_seconds, fraction=fraction, min_item_support=support
+            )
         return
     train_pairs, test_pairs, n_items, train_ids = expected
-    split = prepare_srgnn(clicks(rows), name="r", split_seconds=split_seconds, fraction=fraction, min_item_support=support)
+    split = prepare_srgnn(
+        clicks(rows), name="r", split_seconds=split_seconds, fraction=fraction, min_item_support=support
+    )
     sequences, labels = as_pairs(split.train.examples())
     assert list(zip(sequences, labels)) == train_pairs
     sequences, labels = as_pairs(split.test.examples())
@@ -197,8 +207,12 @@ def test_equal_dates_keep_first_appearance_order() -> None:
     # sessions 9 and 3 share a date; 9 appears first in the file (but has the larger id and
     # its last row comes after 3's last row): 9 must come first
     rows = [
-        (9, 1, 0, T0), (3, 2, 0, T0), (3, 1, 1, T0), (9, 2, 1, T0),
-        (7, 1, 0, T0 + 5 * DAY), (7, 2, 1, T0 + 5 * DAY),
+        (9, 1, 0, T0),
+        (3, 2, 0, T0),
+        (3, 1, 1, T0),
+        (9, 2, 1, T0),
+        (7, 1, 0, T0 + 5 * DAY),
+        (7, 2, 1, T0 + 5 * DAY),
     ]
     split = prepare_srgnn(clicks(rows), name="t", split_seconds=DAY, min_item_support=1)
     assert split.train.session_ids.tolist() == [9, 3]
@@ -208,9 +222,12 @@ def test_equal_dates_keep_first_appearance_order() -> None:
 
 def test_session_at_the_split_date_is_in_neither() -> None:
     rows = [
-        (1, 1, 0, T0), (1, 2, 1, T0),  # train
-        (2, 1, 0, T0 + DAY), (2, 2, 1, T0 + DAY),  # exactly at split = max - 1 day
-        (3, 2, 0, T0 + 2 * DAY), (3, 1, 1, T0 + 2 * DAY),  # test (the max date)
+        (1, 1, 0, T0),
+        (1, 2, 1, T0),  # train
+        (2, 1, 0, T0 + DAY),
+        (2, 2, 1, T0 + DAY),  # exactly at split = max - 1 day
+        (3, 2, 0, T0 + 2 * DAY),
+        (3, 1, 1, T0 + 2 * DAY),  # test (the max date)
     ]
     split = prepare_srgnn(clicks(rows), name="t", split_seconds=DAY, min_item_support=1)
     assert split.train.session_ids.tolist() == [1]
@@ -222,8 +239,13 @@ def test_date_is_last_row_in_file_order_and_clicks_sorted_by_seq() -> None:
     # session 5 is split into two runs; its last row in file order has time T0 (earlier than its
     # first row); seq ties (both 7) keep file order
     rows = [
-        (5, 10, 7, T0 + 3 * DAY), (6, 11, 0, T0 + 2 * DAY), (5, 12, 1, T0 + 3 * DAY),
-        (6, 10, 1, T0 + 2 * DAY), (5, 13, 7, T0), (8, 10, 0, T0 + 9 * DAY), (8, 11, 1, T0 + 9 * DAY),
+        (5, 10, 7, T0 + 3 * DAY),
+        (6, 11, 0, T0 + 2 * DAY),
+        (5, 12, 1, T0 + 3 * DAY),
+        (6, 10, 1, T0 + 2 * DAY),
+        (5, 13, 7, T0),
+        (8, 10, 0, T0 + 9 * DAY),
+        (8, 11, 1, T0 + 9 * DAY),
     ]
     split = prepare_srgnn(clicks(rows), name="t", split_seconds=DAY, min_item_support=1)
     assert split.train.session_ids.tolist() == [5, 6]  # 5 dated T0, 6 dated T0 + 2 days
@@ -253,10 +275,15 @@ def test_item_filter_counts_after_dropping_single_clicks_and_includes_test() -> 
 
 def test_test_sessions_drop_unknown_items_and_short_sessions() -> None:
     rows = [
-        (1, 1, 0, T0), (1, 2, 1, T0),
-        (2, 1, 0, T0 + 5 * DAY), (2, 3, 1, T0 + 5 * DAY), (2, 2, 2, T0 + 5 * DAY),  # 3 unknown -> [1, 2]
-        (3, 1, 0, T0 + 5 * DAY), (3, 3, 1, T0 + 5 * DAY),  # -> [1]: dropped
-        (4, 3, 0, T0 + 5 * DAY), (4, 3, 1, T0 + 5 * DAY),  # item 3 only in the test period
+        (1, 1, 0, T0),
+        (1, 2, 1, T0),
+        (2, 1, 0, T0 + 5 * DAY),
+        (2, 3, 1, T0 + 5 * DAY),
+        (2, 2, 2, T0 + 5 * DAY),  # 3 unknown -> [1, 2]
+        (3, 1, 0, T0 + 5 * DAY),
+        (3, 3, 1, T0 + 5 * DAY),  # -> [1]: dropped
+        (4, 3, 0, T0 + 5 * DAY),
+        (4, 3, 1, T0 + 5 * DAY),  # item 3 only in the test period
     ]
     split = prepare_srgnn(clicks(rows), name="t", split_seconds=DAY // 2, min_item_support=1)
     assert split.n_items == 2

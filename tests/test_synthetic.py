@@ -46,9 +46,10 @@ def _transition_dense(gen: SyntheticGenerator, z: int, x: int) -> np.ndarray:
     """T_z(x, .) written straight from the module docstring's definition."""
     c = gen.config
     local = gen.local.toarray()[z * (gen.n_items + 1) + x]
+    broad = gen.intent_weights.toarray()[z]
     if gen.membership[z, x]:
-        return c.local_weight * local + (1 - c.local_weight) * gen.intent_weights[z]
-    return gen.intent_weights[z]
+        return c.local_weight * local + (1 - c.local_weight) * broad
+    return broad
 
 
 def _joint(gen: SyntheticGenerator, seq: list[int]) -> float:
@@ -57,7 +58,7 @@ def _joint(gen: SyntheticGenerator, seq: list[int]) -> float:
     switch = (1 - c.switch_prob) * np.eye(k) + c.switch_prob * gen.intent_prior[None, :]
     total = 0.0
     for path in itertools.product(range(k), repeat=len(seq)):
-        p = gen.intent_prior[path[0]] * gen.intent_weights[path[0], seq[0]]
+        p = gen.intent_prior[path[0]] * gen.intent_weights.toarray()[path[0], seq[0]]
         for t in range(1, len(seq)):
             hist = seq[:t].count(seq[t]) / t
             trans = _transition_dense(gen, path[t], seq[t - 1])[seq[t]]

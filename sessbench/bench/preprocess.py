@@ -139,11 +139,13 @@ def format_report(result: dict[str, Any]) -> str:
     target = "met" if result.get("meets_target") else "NOT met"
     return "\n".join(
         [
-            f"Preprocessing benchmark: {result['rows']:,} YOOCHOOSE-format rows ({result['file_mb']:.0f} MiB, synthetic, seed {result['seed']})",
+            f"Preprocessing benchmark: {result['rows']:,} YOOCHOOSE-format rows "
+            f"({result['file_mb']:.0f} MiB, synthetic, seed {result['seed']})",
             f"  read        {result['read_s']:7.2f} s",
             f"  prepare     {result['preprocess_s']:7.2f} s   (SR-GNN rules, full list + 1/64 cut)",
             f"  total       {result['wall_s']:7.2f} s   {result['rows_per_s']:,.0f} rows/s",
-            f"  peak memory {result['peak_memory_mb']:7.0f} MiB (child process; {result['baseline_memory_mb']:.0f} MiB after imports)",
+            f"  peak memory {result['peak_memory_mb']:7.0f} MiB "
+            f"(child process; {result['baseline_memory_mb']:.0f} MiB after imports)",
             f"  threads     {result['threads']} pyarrow / {result['cpu_count']} CPUs",
             f"  result      {result['n_items']:,} items; {result['n_sessions_train']:,} training sessions, "
             f"{result['n_train_prefixes']:,} training prefixes ({result['n_train_prefixes_1_64']:,} in 1/64), "
@@ -156,7 +158,9 @@ def format_report(result: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m sessbench.bench.preprocess [--rows N] [--json]` (the CLI's `bench preprocess`)."""
     parser = argparse.ArgumentParser(prog="sessbench bench preprocess", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=FULL_ROWS, help="rows of the synthetic file (default: the real file's)")
+    parser.add_argument(
+        "--rows", type=int, default=FULL_ROWS, help="rows of the synthetic file (default: the real file's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None, help="where to write the temporary file (default: system temp)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")

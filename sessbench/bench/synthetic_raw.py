@@ -29,7 +29,6 @@ def _words(texts: list[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(texts), "<u8")
 
 
-_SOD = np.arange(86_400)
 _HOUR_MINUTE = _words([b"\0\0T%02d:%02d" % (s // 3600, s // 60 % 60) for s in range(0, 86_400, 60)])
 _SECOND = _words([b":%02d\0\0\0\0Z" % s for s in range(60)])
 _MILLI = _words([b"\0\0\0.%03d\0" % m for m in range(1000)])
@@ -112,6 +111,11 @@ def generate_yoochoose_raw(path: str | Path, rows: int, seed: int = 0) -> Path:
     with pacsv.CSVWriter(str(path), schema, write_options=options) as writer:
         for lo in range(0, rows, _CHUNK_ROWS):
             hi = min(rows, lo + _CHUNK_ROWS)
-            columns = [pa.array(sessions[lo:hi]), iso_ms_strings(times[lo:hi]), pa.array(items[lo:hi]), pa.repeat("0", hi - lo)]
+            columns = [
+                pa.array(sessions[lo:hi]),
+                iso_ms_strings(times[lo:hi]),
+                pa.array(items[lo:hi]),
+                pa.repeat("0", hi - lo),
+            ]
             writer.write_table(pa.table(columns, schema=schema))
     return path

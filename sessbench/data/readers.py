@@ -14,9 +14,10 @@ Everything is UTC; nothing depends on the machine's time zone.
 
 Reading is one multithreaded pyarrow pass with explicit column types (YOOCHOOSE and DIGINETICA
 stream batch by batch into preallocated numpy columns, so Arrow never holds the whole table).
-Only when that pass fails, or finds empty values, is the file read again as text
-(single-threaded, every line counted) to name the first bad line: a malformed file always gives a `DataFormatError` with the file, the
-1-based line and a fix, never a traceback from inside pyarrow or a silently wrong table.
+Only when that pass fails, or finds empty values, is the file streamed again as text
+(single-threaded, every line counted, the rows already accepted not re-checked) to name the
+first bad line: a malformed file always gives a `DataFormatError` with the file, the 1-based line
+and a fix, never a traceback from inside pyarrow or a silently wrong table.
 Generic logs with non-integer ids keep their raw labels in `frame.attrs["session_labels"]` /
 `frame.attrs["item_labels"]` (label of code k at index k; None when the ids are integers).
 """
@@ -24,9 +25,10 @@ Generic logs with non-integer ids keep their raw labels in `frame.attrs["session
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from sessbench.errors import DataFormatError, MissingDataError
+
+ProgressFactory = Callable[..., ContextManager[Any]]
 
 YOOCHOOSE_FILE = "yoochoose-clicks.dat"
 YOOCHOOSE_LABEL = "YOOCHOOSE (RecSys Challenge 2015)"
@@ -109,7 +113,9 @@ def _sniff(path: Path, dataset: tuple[str, str] | None = None) -> str:
         raise DataFormatError(path, "this is a binary file, not a text click log", "Pass the CSV/text file itself")
     first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace").lstrip("\ufeff")
     if not first.strip():
-        raise DataFormatError(path, "the first line is empty", "Remove the blank line(s) at the start of the file", line=1)
+        raise DataFormatError(
+            path, "the first line is empty", "Remove the blank line(s) at the start of the file", line=1
+        )
     return first
 
 
@@ -163,24 +169,47 @@ def _capacity(path: Path) -> int:
     return int(size / per_row * 1.5) + 1024
 
 
-def _stream_read(layout: _Layout, types: dict[str, pa.DataType], convert: dict[str, Converter]) -> dict[str, np.ndarray] | None:
+def _stream_read(
+    layout: _Layout,
+    types: dict[str, pa.DataType],
+    convert: dict[str, Converter],
+    progress: ProgressFactory | None = None,
+) -> tuple[dict[str, np.ndarray] | None, int]:
     """Typed multithreaded read, batch by batch, into preallocated int64 numpy columns.
 
     Only one block of Arrow memory is alive at a time, so the peak is the numpy output plus a few
     blocks (a whole-table read would hold the Arrow table and its numpy copy together).
-    None when pyarrow rejects the file or a batch has empty values (diagnose it then).
+    Returns (columns, rows read). Columns are None when pyarrow rejects the file or a batch has
+    empty values; the rows read before that are known to be clean (the diagnosis skips them).
+    `progress(total=..., desc=...)` gives a bar that advances in rows (total estimated).
     """
     read_options = layout.read_options(True)
     read_options.block_size = _STREAM_BLOCK_SIZE
     options = pacsv.ConvertOptions(column_types=types, include_columns=list(convert))
     capacity = _capacity(layout.path)
     out = {name: np.empty(capacity, dtype=np.int64) for name in convert}
+    bar_factory = progress if progress is not None else (lambda **_: nullcontext())
+    with bar_factory(total=int(capacity / 1.5), desc=f"read {layout.path.name}") as bar:
+        return _stream_batches(layout, read_options, options, convert, capacity, out, bar)
+
+
+def _stream_batches(
+    layout: _Layout,
+    read_options: pacsv.ReadOptions,
+    options: pacsv.ConvertOptions,
+    convert: dict[str, Converter],
+    capacity: int,
+    out: dict[str, np.ndarray],
+    bar: Any,
+) -> tuple[dict[str, np.ndarray] | None, int]:
     rows = 0
     try:
-        reader = pacsv.open_csv(layout.path, read_options=read_options, parse_options=layout.parse_options(), convert_options=options)
+        reader = pacsv.open_csv(
+            layout.path, read_options=read_options, parse_options=layout.parse_options(), convert_options=options
+        )
         for batch in reader:
             if any(column.null_count for column in batch.columns):
-                return None
+                return None, rows
             size = batch.num_rows
             if rows + size > capacity:
                 capacity = int((rows + size) * 1.5)
@@ -188,9 +217,11 @@ def _stream_read(layout: _Layout, types: dict[str, pa.DataType], convert: dict[s
             for name, fn in convert.items():
                 out[name][rows : rows + size] = fn(batch.column(name))
             rows += size
+            if bar is not None:
+                bar.update(size)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
-        return None
-    return {name: values[:rows] for name, values in out.items()}
+        return None, rows
+    return {name: values[:rows] for name, values in out.items()}, rows
 
 
 def _int_values(values: pa.Array) -> np.ndarray:
@@ -212,7 +243,10 @@ def _fast_read(layout: _Layout, types: dict[str, pa.DataType | None]) -> pa.Tabl
     convert = pacsv.ConvertOptions(column_types=column_types, include_columns=list(types))
     try:
         return pacsv.read_csv(
-            layout.path, read_options=layout.read_options(True), parse_options=layout.parse_options(), convert_options=convert
+            layout.path,
+            read_options=layout.read_options(True),
+            parse_options=layout.parse_options(),
+            convert_options=convert,
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
         return None
@@ -259,42 +293,44 @@ class _TextTable:
     first_row_line: int  # non-empty-line number of the first data row (2 under a header)
     invalid: np.ndarray  # sorted non-empty-line numbers of rows with the wrong field count
     blank: np.ndarray  # sorted physical numbers of empty lines
-    first_bad_row: tuple[int, str, int] | None  # (line, text, fields) of the first invalid row
-
-    def physical(self, non_empty_line: int) -> int:
-        return _skip_map(non_empty_line - 1, self.blank, 1)
 
     def line_of(self, row: int) -> int:
-        return self.physical(_skip_map(row, self.invalid, self.first_row_line))
+        return _skip_map(_skip_map(row, self.invalid, self.first_row_line) - 1, self.blank, 1)
 
 
-def _text_read(layout: _Layout, columns: Sequence[str]) -> _TextTable:
-    """Read as strings, single-threaded, counting malformed and empty lines (the slow path)."""
-    bad: list[tuple[int, str, int]] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append((int(row.number or 0), row.text, int(row.actual_columns)))
-        return "skip"
-
+def _text_options(layout: _Layout, columns: Sequence[str], on_invalid: Callable[[pacsv.InvalidRow], str]) -> dict:
+    """pyarrow options reading `columns` as plain strings, single-threaded (rows get numbers)."""
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in columns}, include_columns=list(columns), strings_can_be_null=False
     )
+    read = layout.read_options(False)
+    read.block_size = _STREAM_BLOCK_SIZE
+    return {
+        "read_options": read,
+        "parse_options": layout.parse_options(invalid_row_handler=on_invalid),
+        "convert_options": convert,
+    }
+
+
+def _unreadable(layout: _Layout, exc: BaseException) -> DataFormatError:
+    return DataFormatError(
+        layout.path, f"cannot be read as text ({_first_line(exc)})", "Check the file's encoding (UTF-8) and format"
+    )
+
+
+def _text_read(layout: _Layout, columns: Sequence[str]) -> _TextTable:
+    """The whole file as strings (generic logs whose ids or times need a second look)."""
+    invalid: list[int] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(int(row.number or 0))
+        return "skip"
+
     try:
-        table = pacsv.read_csv(
-            layout.path,
-            read_options=layout.read_options(False),
-            parse_options=layout.parse_options(invalid_row_handler=on_invalid),
-            convert_options=convert,
-        )
+        table = pacsv.read_csv(layout.path, **_text_options(layout, columns, on_invalid))
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise DataFormatError(
-            layout.path, f"cannot be read as text ({_first_line(exc)})", "Check the file's encoding (UTF-8) and format"
-        ) from None
-    invalid = np.array([b[0] for b in bad], dtype=np.int64)
-    text = _TextTable(table, int(layout.header) + 1, invalid, _blank_lines(layout.path), None)
-    if bad:
-        text.first_bad_row = (text.physical(bad[0][0]), bad[0][1], bad[0][2])
-    return text
+        raise _unreadable(layout, exc) from None
+    return _TextTable(table, int(layout.header) + 1, np.array(invalid, dtype=np.int64), _blank_lines(layout.path))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -321,10 +357,16 @@ def _not_matching(pattern: str) -> Check:
     return check
 
 
-def _bad_calendar(text: pa.ChunkedArray, fmt: str) -> np.ndarray:
-    """Rows whose text is not a valid `fmt` time (strptime rolls 02-30 over, so round-trip it)."""
+def _bad_calendar(text: pa.Array, fmt: str) -> np.ndarray:
+    """Rows whose text (starting YYYY-MM-DD) is not a valid `fmt` time.
+
+    strptime rolls 2016-02-30 over to March 1st, so the parsed day must equal the written day
+    (compared as numbers: formatting back with strftime costs ~5 us a row).
+    """
     parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
-    same = pc.equal(pc.strftime(parsed, format=fmt), text)
+    usable = pc.and_(pc.is_valid(parsed), pc.match_substring_regex(text, r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"))
+    written = pc.cast(pc.if_else(usable, pc.utf8_slice_codeunits(text, 8, 10), "0"), pa.int64())
+    same = pc.and_(usable, pc.equal(pc.day(parsed), written))
     return ~_np_mask(pc.fill_null(same, False))
 
 
@@ -338,7 +380,9 @@ def _bad_date(values: pa.ChunkedArray) -> np.ndarray:
 
 
 def _bad_iso_any(values: pa.ChunkedArray) -> np.ndarray:
-    parsed = pd.to_datetime(pd.Series(values.to_numpy(zero_copy_only=False)), utc=True, format="ISO8601", errors="coerce")
+    parsed = pd.to_datetime(
+        pd.Series(values.to_numpy(zero_copy_only=False)), utc=True, format="ISO8601", errors="coerce"
+    )
     return parsed.isna().to_numpy()
 
 
@@ -346,7 +390,9 @@ _INT_CHECK = (_not_matching(_INT_RE), "is not an integer id")
 _NUMBER_CHECK = (_not_matching(_NUMBER_RE), "is not a number (epoch seconds)")
 
 
-def _first_problem(table: pa.Table, checks: dict[str, list[tuple[Check, str]]]) -> tuple[int, str] | None:
+def _first_problem(
+    table: pa.Table | pa.RecordBatch, checks: dict[str, list[tuple[Check, str]]]
+) -> tuple[int, str] | None:
     """(row, problem) of the first row that fails a check, found without a per-row loop."""
     if table.num_rows == 0:
         return None
@@ -363,32 +409,61 @@ def _first_problem(table: pa.Table, checks: dict[str, list[tuple[Check, str]]]) 
     return best
 
 
+@dataclass
+class _Invalid:
+    """A row with the wrong number of fields, as pyarrow reports it (line among non-empty lines)."""
+
+    line: int
+    text: str
+    fields: int
+
+
 def _diagnose(
-    layout: _Layout, checks: dict[str, list[tuple[Check, str]]], fix: str, text: _TextTable | None = None
+    layout: _Layout, checks: dict[str, list[tuple[Check, str]]], fix: str, clean_rows: int = 0
 ) -> DataFormatError | None:
-    """Describe the first bad line of a file (read as text); None when no line is bad."""
-    text = text or _text_read(layout, list(checks))
-    problem = _first_problem(text.table, checks)
-    line_problem = None if problem is None else (text.line_of(problem[0]), problem[1])
-    if text.first_bad_row is not None:
-        line, raw, fields = text.first_bad_row
-        if line_problem is None or line < line_problem[0]:
-            other = _other_delimiter(raw, layout.sep)
-            hint = f" (it looks {_delimiter_name(other)}-separated)" if other and fields == 1 else ""
-            return DataFormatError(
-                layout.path,
-                f"expected {layout.fields} fields separated by {_delimiter_name(layout.sep)}, found {fields}{hint}: {raw[:80]!r}",
-                fix,
-                line=line,
-            )
-    if line_problem is not None:
-        return DataFormatError(layout.path, line_problem[1], fix, line=line_problem[0])
-    return None
+    """The first bad line of a file, or None: streamed as text, batch by batch, stopping early.
+
+    Memory stays at a few blocks however large the file; each batch is checked vectorized, except
+    the first `clean_rows` rows, which the typed read already accepted.
+    """
+    invalid: list[_Invalid] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(_Invalid(int(row.number or 0), row.text, int(row.actual_columns)))
+        return "skip"
+
+    first_row_line = int(layout.header) + 1
+    found: tuple[int, str] | None = None  # (non-empty line, problem)
+    rows_before = 0
+    try:
+        for batch in pacsv.open_csv(layout.path, **_text_options(layout, list(checks), on_invalid)):
+            numbers = np.array([bad.line for bad in invalid], dtype=np.int64)
+            skip = min(max(clean_rows - rows_before, 0), batch.num_rows)
+            problem = _first_problem(batch.slice(skip), checks) if skip < batch.num_rows else None
+            if problem is not None:
+                found = (_skip_map(rows_before + skip + problem[0], numbers, first_row_line), problem[1])
+                break
+            rows_before += batch.num_rows
+            if invalid and batch.num_rows and _skip_map(rows_before - 1, numbers, first_row_line) > invalid[0].line:
+                break  # rows past the first malformed one are clean: that one is the first problem
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _unreadable(layout, exc) from None
+    if invalid and (found is None or invalid[0].line < found[0]):
+        bad = invalid[0]
+        other = _other_delimiter(bad.text, layout.sep)
+        hint = f" (it looks {_delimiter_name(other)}-separated)" if other and bad.fields == 1 else ""
+        separated = f"separated by {_delimiter_name(layout.sep)}"
+        problem = f"expected {layout.fields} fields {separated}, found {bad.fields}{hint}: {bad.text[:80]!r}"
+        found = (bad.line, problem)
+    if found is None:
+        return None
+    line = _skip_map(found[0] - 1, _blank_lines(layout.path), 1)
+    return DataFormatError(layout.path, found[1], fix, line=line)
 
 
-def _failure(layout: _Layout, checks: dict[str, list[tuple[Check, str]]], fix: str) -> DataFormatError:
+def _failure(layout: _Layout, checks: dict[str, list[tuple[Check, str]]], fix: str, clean_rows: int) -> DataFormatError:
     """The error for a file the fast read rejected: its first bad line, or pyarrow's complaint."""
-    found = _diagnose(layout, checks, fix)
+    found = _diagnose(layout, checks, fix, clean_rows)
     return found or DataFormatError(layout.path, "pyarrow could not parse the file", fix)
 
 
@@ -436,12 +511,15 @@ def _yoochoose_layout(path: Path) -> _Layout:
     header = not _is_int_text(fields[0])
     if header and tuple(f.lower() for f in fields) != YOOCHOOSE_COLUMNS:
         raise DataFormatError(
-            path, f"the first line is neither a click row nor the header {','.join(YOOCHOOSE_COLUMNS)}: {first[:80]!r}", _YC_FIX, line=1
+            path,
+            f"the first line is neither a click row nor the header {','.join(YOOCHOOSE_COLUMNS)}: {first[:80]!r}",
+            _YC_FIX,
+            line=1,
         )
     return _Layout(path, ",", list(YOOCHOOSE_COLUMNS), header)
 
 
-def read_yoochoose_clicks(path: str | Path) -> pd.DataFrame:
+def read_yoochoose_clicks(path: str | Path, progress: ProgressFactory | None = None) -> pd.DataFrame:
     """Read `yoochoose-clicks.dat` (with or without a header line) in file order.
 
     `seq` is the row number and `time` the timestamp truncated to the second (UTC).
@@ -449,14 +527,14 @@ def read_yoochoose_clicks(path: str | Path) -> pd.DataFrame:
     layout = _yoochoose_layout(Path(path))
     types = {"session_id": pa.int64(), "timestamp": pa.timestamp("ms", tz="UTC"), "item_id": pa.int64()}
     convert = {"session_id": _int_values, "item_id": _int_values, "timestamp": _timestamp_floor_seconds}
-    columns = _stream_read(layout, types, convert)
+    columns, clean_rows = _stream_read(layout, types, convert, progress)
     if columns is None:
         checks = {
             "session_id": [_INT_CHECK],
             "timestamp": [(_bad_iso_second, "is not a timestamp like 2014-04-07T10:51:09.277Z")],
             "item_id": [_INT_CHECK],
         }
-        raise _failure(layout, checks, _YC_FIX)
+        raise _failure(layout, checks, _YC_FIX, clean_rows)
     rows = len(columns["session_id"])
     if rows == 0:
         raise DataFormatError(layout.path, "the file has a header but no click rows", _YC_FIX)
@@ -493,12 +571,12 @@ def _diginetica_layout(path: Path) -> _Layout:
     return _Layout(path, ";", names, True)
 
 
-def read_diginetica_views(path: str | Path) -> pd.DataFrame:
+def read_diginetica_views(path: str | Path, progress: ProgressFactory | None = None) -> pd.DataFrame:
     """Read `train-item-views.csv` in file order; `seq` is `timeframe`, `time` is `eventdate` 00:00 UTC."""
     layout = _diginetica_layout(Path(path))
     types = {"session_id": pa.int64(), "item_id": pa.int64(), "timeframe": pa.int64(), "eventdate": pa.date32()}
     convert = {"session_id": _int_values, "item_id": _int_values, "timeframe": _int_values, "eventdate": _date_seconds}
-    columns = _stream_read(layout, types, convert)
+    columns, clean_rows = _stream_read(layout, types, convert, progress)
     if columns is None:
         checks = {
             "session_id": [_INT_CHECK],
@@ -506,7 +584,7 @@ def read_diginetica_views(path: str | Path) -> pd.DataFrame:
             "timeframe": [(_not_matching(_INT_RE), "is not an integer")],
             "eventdate": [(_bad_date, "is not a date like 2016-05-09")],
         }
-        raise _failure(layout, checks, _DG_FIX)
+        raise _failure(layout, checks, _DG_FIX, clean_rows)
     if len(columns["session_id"]) == 0:
         raise DataFormatError(layout.path, "the file has a header but no click rows", _DG_FIX)
     return _frame(columns["session_id"], columns["item_id"], columns["timeframe"], columns["eventdate"])
@@ -535,7 +613,10 @@ def _check_columns(path: Path, names: Sequence[str], wanted: Sequence[str], fix:
     missing = [c for c in wanted if c not in names]
     if missing:
         raise DataFormatError(
-            path, f"column(s) {', '.join(repr(c) for c in missing)} not found (columns: {', '.join(map(str, names))})", fix, line=line
+            path,
+            f"column(s) {', '.join(repr(c) for c in missing)} not found (columns: {', '.join(map(str, names))})",
+            fix,
+            line=line,
         )
 
 
@@ -565,17 +646,23 @@ def _encode_ids(values: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]
     return codes.astype(np.int64), np.asarray(labels, dtype=str)
 
 
-def _generic_times(path: Path, values: pa.ChunkedArray, time_format: str, row_line: Callable[[int], int], fix: str) -> tuple[np.ndarray, np.ndarray]:
+def _generic_times(
+    path: Path, values: pa.ChunkedArray, time_format: str, row_line: Callable[[int], int], fix: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(time in whole seconds, ordering key at full resolution) from a time column."""
     kind = values.type
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         if time_format == "epoch":
-            raise DataFormatError(path, "the time column holds dates, not epoch seconds", "Use time_format='iso' or 'auto'")
+            raise DataFormatError(
+                path, "the time column holds dates, not epoch seconds", "Use time_format='iso' or 'auto'"
+            )
         ticks, per_second = _timestamp_ticks(values)
         return np.floor_divide(ticks, per_second), np.asarray(ticks, dtype=np.int64)
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         if time_format == "iso":
-            raise DataFormatError(path, "the time column holds numbers, not ISO 8601 text", "Use time_format='epoch' or 'auto'")
+            raise DataFormatError(
+                path, "the time column holds numbers, not ISO 8601 text", "Use time_format='epoch' or 'auto'"
+            )
         numbers = np.asarray(values.to_numpy(), dtype=np.float64 if pa.types.is_floating(kind) else np.int64)
         bad = ~np.isfinite(numbers) if numbers.dtype.kind == "f" else np.zeros(len(numbers), bool)
         bad |= np.abs(numbers) > _MAX_EPOCH_S
@@ -625,9 +712,13 @@ def _assemble_generic(
         session, session_labels = _encode_ids(table.column(session_col))
         item, item_labels = _encode_ids(table.column(item_col))
     except _NonIntegerIds as bad:
-        raise DataFormatError(path, f"id {bad.value!r} is a fraction", "Use integer or text ids", line=row_line(bad.row)) from None
+        raise DataFormatError(
+            path, f"id {bad.value!r} is a fraction", "Use integer or text ids", line=row_line(bad.row)
+        ) from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        raise DataFormatError(path, f"an id column has an unsupported type ({_first_line(exc)})", "Use integer or text ids") from None
+        raise DataFormatError(
+            path, f"an id column has an unsupported type ({_first_line(exc)})", "Use integer or text ids"
+        ) from None
     time, seq = _generic_times(path, table.column(time_col), time_format, row_line, fix)
     frame = _frame(session, item, seq, time)
     frame.attrs["session_labels"] = session_labels
@@ -642,10 +733,14 @@ def _read_parquet_log(path: Path, cols: tuple[str, str, str], time_format: str, 
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise DataFormatError(path, f"not a readable Parquet file ({_first_line(exc)})", "Pass a valid .parquet file") from None
+        raise DataFormatError(
+            path, f"not a readable Parquet file ({_first_line(exc)})", "Pass a valid .parquet file"
+        ) from None
     _check_columns(path, schema.names, cols, fix, None)
     table = pq.read_table(path, columns=list(dict.fromkeys(cols)))
-    return _assemble_generic(path, table, cols, time_format, lambda row: row + 1, fix + " (Parquet: 'line' is the 1-based row)")
+    return _assemble_generic(
+        path, table, cols, time_format, lambda row: row + 1, fix + " (Parquet: 'line' is the 1-based row)"
+    )
 
 
 def _csv_time_type(time_format: str) -> pa.DataType | None:
@@ -693,8 +788,8 @@ def read_click_log(
     }[time_format]
     checks: dict[str, list[tuple[Check, str]]] = {c: [] for c in wanted}
     checks[time_col] = time_check
-    text = _text_read(layout, wanted)
-    error = _diagnose(layout, checks, fix, text)
+    error = _diagnose(layout, checks, fix)
     if error is not None:
         raise error
+    text = _text_read(layout, wanted)
     return _assemble_generic(path, text.table, cols, time_format, text.line_of, fix)

@@ -11,13 +11,13 @@ Names a user can pass to `--dataset`:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from sessbench.data.sessions import SessionSet, Split
+from sessbench.data.sessions import Split
 from sessbench.errors import ConfigError, SessbenchError, UnknownNameError
 
 DAY = 86_400
@@ -193,28 +193,29 @@ def raw_sources(request: DatasetRequest, data_dir: Path | None) -> list[Path]:
     return [find_raw_file(Path(data_dir), d.raw_file, d.label, d.url)]
 
 
-def _build_srgnn(request: DatasetRequest, sources: list[Path]) -> Split:
+def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = None, log: Any = None) -> Split:
+    """Read the raw file and run the SR-GNN preprocessing (the YOOCHOOSE cuts come later)."""
     from sessbench.data import readers
     from sessbench.data.srgnn_preprocess import prepare_srgnn
 
     d = request.definition
+    p = {**CLICKS_PARAMS, **request.params}
     if d.kind == "yoochoose":
-        clicks = readers.read_yoochoose_clicks(sources[0])
+        clicks = readers.read_yoochoose_clicks(sources[0], progress=progress)
     elif d.kind == "diginetica":
-        clicks = readers.read_diginetica_views(sources[0])
+        clicks = readers.read_diginetica_views(sources[0], progress=progress)
     else:  # clicks
-        p = {**CLICKS_PARAMS, **request.params}
         clicks = readers.read_click_log(
             sources[0], p["session_col"], p["item_col"], p["time_col"], time_format=p["time_format"], sep=p["sep"]
         )
-    split_days = d.split_days if d.kind != "clicks" else float({**CLICKS_PARAMS, **request.params}["test_days"])
-    support = int({**CLICKS_PARAMS, **request.params}["min_item_support"]) if d.kind == "clicks" else 5
+    split_days = float(p["test_days"]) if d.kind == "clicks" else d.split_days
+    if log is not None:
+        log.info("SR-GNN preprocessing of %s clicks from %s", f"{len(clicks):,}", sources[0].name)
     return prepare_srgnn(
         clicks,
-        name=d.name,
+        name="yoochoose" if d.kind == "yoochoose" else d.name,
         split_seconds=int(split_days * DAY),
-        fraction=d.fraction,
-        min_item_support=support,
+        min_item_support=int(p["min_item_support"]) if d.kind == "clicks" else 5,
         meta={"source_files": [s.name for s in sources]},
     )
 
@@ -225,8 +226,12 @@ def load_dataset(
     cache_dir: Path | None = None,
     force: bool = False,
     logger: logging.Logger | None = None,
+    progress: Any = None,
 ) -> LoadedDataset:
-    """Prepare (or load from the cache) the split a request names."""
+    """Prepare (or load from the cache) the split a request names.
+
+    `progress(total=..., desc=...)` gives a progress bar for reading the raw file.
+    """
     log = logger or logging.getLogger("sessbench.data")
     d = request.definition
     if d.kind == "synthetic":
@@ -238,18 +243,25 @@ def load_dataset(
 
     from sessbench.data.cache import default_cache_dir, load_or_build
 
+    from sessbench.data.srgnn_preprocess import cut_training_fraction
+
     sources = raw_sources(request, data_dir)
-    params = {"dataset": request.key, "split_days": d.split_days, "fraction": d.fraction, **request.params}
+    # The three YOOCHOOSE datasets share one prepared training list; the 1/4 and 1/64 cuts
+    # are taken from it on load (a cheap slice), so the 33M-row file is prepared once.
+    base = DatasetRequest(DATASETS["yoochoose"]) if d.kind == "yoochoose" else request
+    params = {"dataset": base.key, "split_days": base.definition.split_days, **base.params}
     split = load_or_build(
-        request.key.replace("/", "_").replace(":", "_"),
+        base.key.replace("/", "_").replace(":", "_"),
         params,
         sources,
-        lambda: _build_srgnn(request, sources),
+        lambda: _build_srgnn(base, sources, progress, log),
         default_cache_dir(cache_dir),
         force=force,
         logger=log,
     )
-    return LoadedDataset(request, split)
+    if d.fraction is not None:
+        split = cut_training_fraction(split, d.fraction)
+    return LoadedDataset(request, replace(split, name=d.name))
 
 
 def dataset_stats(split: Split) -> dict[str, Any]:
@@ -269,14 +281,8 @@ def dataset_stats(split: Split) -> dict[str, Any]:
         "train_sequences": train_prefixes,
         "test_sequences": int(np.maximum(split.test.lengths - 1, 0).sum()),
         "items": int(split.n_items),
+        "items_in_training_sessions": int(np.count_nonzero(np.bincount(split.train.items, minlength=split.n_items + 1)[1:])),
         "average_length": float(clicks / n_sessions) if n_sessions else 0.0,
         "train_sessions": int(split.train.n_sessions + (split.valid.n_sessions if split.valid is not None else 0)),
         "test_sessions": int(split.test.n_sessions),
     }
-
-
-def session_set_summary(s: SessionSet) -> str:
-    return f"{s.n_sessions:,} sessions, {s.n_clicks:,} clicks"
-
-
-PrepareFn = Callable[[DatasetRequest, list[Path]], Split]

@@ -190,7 +190,9 @@ def _check_parameters(split_seconds: int, fraction: int | None, min_item_support
 def _check_clicks(clicks: pd.DataFrame) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in clicks.columns]
     if missing:
-        raise SessbenchError(f"clicks table lacks column(s) {', '.join(missing)}; a reader from sessbench.data.readers makes one")
+        raise SessbenchError(
+            f"clicks table lacks column(s) {', '.join(missing)}; a reader from sessbench.data.readers makes one"
+        )
     if len(clicks) == 0:
         raise SessbenchError("the clicks table is empty: nothing to preprocess")
     not_int = [c for c in REQUIRED_COLUMNS if not pd.api.types.is_integer_dtype(clicks[c].dtype)]

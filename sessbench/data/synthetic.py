@@ -211,8 +211,10 @@ class SyntheticGenerator:
     """Draws the generator's parameters from `config.seed` and samples splits from them.
 
     Public parameters (read by tests and by anyone who wants to inspect the data):
-    intent_prior [K], popularity [n+1], membership bool [K, n+1], intent_weights [K, n+1]
-    (w_z, rows sum to 1), local CSR [(K*(n+1)), n+1] (rows z*(n+1)+x hold S_z(x, .)).
+    intent_prior float64 [K]; popularity float64 [n+1]; membership bool [K, n+1];
+    intent_weights CSR [K, n+1] (w_z, rows sum to 1); local CSR [K*(n+1), n+1] (row
+    z*(n+1)+x holds S_z(x, .), empty unless x is a member of z). Sparse storage keeps memory
+    O(n_items * intents_per_item * successors) however large the item set.
     """
 
     def __init__(self, config: SyntheticConfig) -> None:
@@ -228,25 +230,22 @@ class SyntheticGenerator:
         pop[1:] = ranks ** -config.popularity_exponent
         self.popularity = pop / pop.sum()
 
-        prior = rng.permutation(k) + 1.0
-        prior = prior ** -config.intent_skew
+        prior = (rng.permutation(k) + 1.0) ** -config.intent_skew
         self.intent_prior = prior / prior.sum()
 
         self.membership = self._draw_membership(rng)
-        noise = np.exp(config.intent_noise * rng.standard_normal((k, n + 1)))
-        weights = np.where(self.membership, self.popularity[None, :] * noise, 0.0)
-        self.intent_weights = weights / weights.sum(axis=1, keepdims=True)
+        z_idx, i_idx = np.nonzero(self.membership)  # row-major: sorted by intent, then item
+        raw = self.popularity[i_idx] * np.exp(config.intent_noise * rng.standard_normal(len(i_idx)))
+        totals = np.bincount(z_idx, weights=raw, minlength=k)
+        self.intent_weights = sp.csr_array((raw / totals[z_idx], (z_idx, i_idx)), shape=(k, n + 1))
+        self.intent_weights.sort_indices()
         self.local = self._draw_local(rng)
 
-        # cumulative tables for sampling
-        cdf = np.cumsum(self.intent_weights, axis=1)
-        cdf /= cdf[:, -1:]
-        cdf[:, -1] = 1.0
-        # row z lives in [z, z + 1]: one non-decreasing table for all intents
-        self._weights_flat = (cdf + np.arange(k)[:, None]).ravel()
         self._prior_cdf = np.cumsum(self.intent_prior)
+        self._weights_search = _row_search_table(self.intent_weights)
+        self._local_search = _row_search_table(self.local)
+        self._weights_by_item = self.intent_weights.T.tocsr()  # [n+1, K]: intents of each item
         self._t_prior = torch.from_numpy(self.intent_prior)
-        self._t_weights = torch.from_numpy(self.intent_weights)
         self._t_member = torch.from_numpy(self.membership)
 
     # -- parameters
@@ -258,7 +257,7 @@ class SyntheticGenerator:
         order = np.argsort(rng.random((n, k)), axis=1)  # a random permutation of intents per item
         chosen = np.arange(k)[None, :] < m[:, None]
         member = np.zeros((k, n + 1), dtype=bool)
-        item_idx = np.repeat(np.arange(1, n + 1), k).reshape(n, k)
+        item_idx = np.broadcast_to(np.arange(1, n + 1)[:, None], (n, k))
         member[order[chosen], item_idx[chosen]] = True
         for z in np.flatnonzero(member.sum(axis=1) < 2):  # tiny configs only; loop over intents
             missing = 2 - int(member[z].sum())
@@ -268,23 +267,18 @@ class SyntheticGenerator:
 
     def _draw_local(self, rng: np.random.Generator) -> sp.csr_array:
         """S_z(x, .) for every member x of z: `successors` other members, drawn ∝ w_z."""
-        n, k = self.n_items, self.n_intents
-        width = n + 1
+        k, width = self.n_intents, self.n_items + 1
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         vals: list[np.ndarray] = []
+        w = self.intent_weights
         for z in range(k):  # loop over intents (parameters), vectorized over members
-            members = np.flatnonzero(self.membership[z])
+            members = w.indices[w.indptr[z] : w.indptr[z + 1]]
             d = min(self.config.successors, len(members) - 1)
-            logw = np.log(self.intent_weights[z, members])
-            # Gumbel top-d: weighted sampling without replacement, one row per member x
-            keys = logw[None, :] + rng.gumbel(size=(len(members), len(members)))
-            np.fill_diagonal(keys, -np.inf)
-            top = np.argpartition(-keys, d - 1, axis=1)[:, :d]
-            w = rng.dirichlet(np.ones(d), size=len(members))
+            picks = _distinct_draws(w.data[w.indptr[z] : w.indptr[z + 1]], d, rng)
             rows.append(np.repeat(z * width + members, d))
-            cols.append(members[top].ravel())
-            vals.append(w.ravel())
+            cols.append(members[picks].ravel())
+            vals.append(rng.dirichlet(np.ones(d), size=len(members)).ravel())
         local = sp.csr_array(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
             shape=(k * width, width),
@@ -296,33 +290,16 @@ class SyntheticGenerator:
     def transition(self, z: int, x: int) -> np.ndarray:
         """T_z(x, .) as a dense float64 [n+1] vector (for tests and inspection; not a hot path)."""
         c = self.config
-        row = self.local[[z * (self.n_items + 1) + x], :].toarray().ravel()
+        broad = self.intent_weights[[z], :].toarray().ravel()
         if self.membership[z, x]:
-            return c.local_weight * row + (1.0 - c.local_weight) * self.intent_weights[z]
-        return self.intent_weights[z].copy()
+            row = self.local[[z * (self.n_items + 1) + x], :].toarray().ravel()
+            return c.local_weight * row + (1.0 - c.local_weight) * broad
+        return broad
 
     # -- sampling
-    def _sample_rows(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """One item drawn from w_z for each z in `rows` (inverse CDF on one flat sorted table)."""
-        width = self.n_items + 1
-        idx = np.searchsorted(self._weights_flat, rows + u, side="right") - rows * width
-        return np.clip(idx, 1, width - 1)
-
-    def _sample_local(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """One draw from each CSR row of `local` (rows all non-empty)."""
-        if len(rows) == 0:
-            return np.zeros(0, dtype=np.int64)
-        indptr = self.local.indptr
-        start, stop = indptr[rows], indptr[rows + 1]
-        widths = stop - start
-        wmax = int(widths.max())
-        pos = start[:, None] + np.arange(wmax)[None, :]
-        valid = pos < stop[:, None]
-        vals = np.where(valid, self.local.data[np.minimum(pos, len(self.local.data) - 1)], 0.0)
-        cdf = np.cumsum(vals, axis=1)
-        j = (cdf < (u * cdf[:, -1])[:, None]).sum(axis=1)
-        j = np.minimum(j, widths - 1)
-        return self.local.indices[start + j]
+    def _sample_intents(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        z = np.searchsorted(self._prior_cdf, rng.random(size) * self._prior_cdf[-1], side="right")
+        return np.minimum(z, self.n_intents - 1)
 
     def sample_sessions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(items int32 [n_clicks], lengths int64 [n_sessions], times int64 [n_sessions]).
@@ -339,15 +316,13 @@ class SyntheticGenerator:
         width = self.n_items + 1
         grid = np.zeros((s, int(lengths.max())), dtype=np.int64)
 
-        z = np.searchsorted(self._prior_cdf, rng.random(s) * self._prior_cdf[-1], side="right")
-        z = np.minimum(z, self.n_intents - 1)
-        grid[:, 0] = self._sample_rows(z, rng.random(s))
+        z = self._sample_intents(rng, s)
+        grid[:, 0] = _sample_csr_rows(self.intent_weights, self._weights_search, z, rng.random(s))
         for t in range(1, grid.shape[1]):
             act = np.flatnonzero(lengths > t)
             za = z[act]
             switch = rng.random(len(act)) < c.switch_prob
-            new = np.searchsorted(self._prior_cdf, rng.random(int(switch.sum())) * self._prior_cdf[-1], side="right")
-            za[switch] = np.minimum(new, self.n_intents - 1)
+            za[switch] = self._sample_intents(rng, int(switch.sum()))
             z[act] = za
             prev = grid[act, t - 1]
             nxt = np.empty(len(act), dtype=np.int64)
@@ -355,9 +330,13 @@ class SyntheticGenerator:
             pos = np.floor(rng.random(len(act)) * t).astype(np.int64)
             nxt[repeat] = grid[act[repeat], pos[repeat]]
             local = ~repeat & self.membership[za, prev] & (rng.random(len(act)) < c.local_weight)
-            nxt[local] = self._sample_local(za[local] * width + prev[local], rng.random(int(local.sum())))
+            nxt[local] = _sample_csr_rows(
+                self.local, self._local_search, za[local] * width + prev[local], rng.random(int(local.sum()))
+            )
             broad = ~repeat & ~local
-            nxt[broad] = self._sample_rows(za[broad], rng.random(int(broad.sum())))
+            nxt[broad] = _sample_csr_rows(
+                self.intent_weights, self._weights_search, za[broad], rng.random(int(broad.sum()))
+            )
             grid[act, t] = nxt
 
         mask = np.arange(grid.shape[1])[None, :] < lengths[:, None]
@@ -407,7 +386,7 @@ class SyntheticGenerator:
         prior = self._t_prior
         intents = torch.arange(k, dtype=torch.int64)
 
-        alpha = prior.unsqueeze(0) * self._t_weights[:, items[:, 0]].T  # [B, K]
+        alpha = prior.unsqueeze(0) * self._weights_of(items[:, 0])  # [B, K]
         alpha = _normalize(alpha, prior)
         rows_all = intents[None, :] * width  # [1, K]
         for t in range(1, width_l):
@@ -426,7 +405,7 @@ class SyntheticGenerator:
         last = batch.last_items.detach().cpu().to(torch.int64)
         member = self._t_member[:, last].T.double()  # [B, K]
         broad = step_prior * (1.0 - c.local_weight * member)
-        out = broad @ self._t_weights  # [B, n+1]
+        out = torch.from_numpy(np.ascontiguousarray((self._weights_by_item @ broad.numpy().T).T))
         local_coef = (step_prior * c.local_weight * member).numpy()
         mix = sp.csr_array(
             (local_coef.ravel(), (np.repeat(np.arange(b), k), (rows_all + last[:, None]).numpy().ravel())),
@@ -441,15 +420,80 @@ class SyntheticGenerator:
         out[:, 0] = 0.0
         return out
 
+    def _weights_of(self, items: torch.Tensor) -> torch.Tensor:
+        """w_z(item) for every row's item and every intent z: float64 [B, K]."""
+        return torch.from_numpy(self._weights_by_item[items.numpy()].toarray())
+
     def _transition_values(self, rows: torch.Tensor, cur: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """T_z(prev, cur) for every row b and intent z: float64 [B, K]."""
         c = self.config
-        b, k = rows.shape
-        cols = cur[:, None].expand(b, k)
-        local = np.asarray(self.local[rows.numpy().ravel(), cols.numpy().ravel()]).reshape(b, k)
-        member = self._t_member[:, prev].T.double()
-        wz = self._t_weights[:, cur].T  # [B, K]
-        return c.local_weight * member * torch.from_numpy(local) + (1.0 - c.local_weight * member) * wz
+        member = self._t_member[:, prev].T  # [B, K]; S_z(prev, .) is empty unless prev is in z
+        b_idx, z_idx = (t.numpy() for t in torch.nonzero(member, as_tuple=True))
+        local = np.zeros(member.shape, dtype=np.float64)
+        if len(b_idx):
+            local[b_idx, z_idx] = np.asarray(self.local[rows.numpy()[b_idx, z_idx], cur.numpy()[b_idx]]).ravel()
+        m = member.double()
+        return c.local_weight * m * torch.from_numpy(local) + (1.0 - c.local_weight * m) * self._weights_of(cur)
+
+
+def _distinct_draws(weights: np.ndarray, d: int, rng: np.random.Generator) -> np.ndarray:
+    """int64 [m, d]: for each of the m entries x, d distinct other entries drawn ∝ weights.
+
+    Successive sampling without replacement, done as "the first d distinct values of an iid
+    stream ∝ weights, skipping x": the two have the same distribution, and the stream costs
+    O(m * d) instead of the O(m^2) of sorting random keys over every entry. Rows whose stream
+    was too short draw again with a longer one.
+    """
+    m = len(weights)
+    if d >= m - 1:  # every other entry is a successor
+        others = np.broadcast_to(np.arange(m - 1), (m, m - 1))
+        return others + (others >= np.arange(m)[:, None])
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    out = np.empty((m, d), dtype=np.int64)
+    todo = np.arange(m)
+    n_draws = 4 * d
+    while len(todo):
+        draws = np.minimum(np.searchsorted(cdf, rng.random((len(todo), n_draws)), side="right"), m - 1)
+        draws[draws == todo[:, None]] = -1  # x is never its own successor
+        order = np.argsort(draws, axis=1, kind="stable")  # equal values keep their stream order
+        ranked = np.take_along_axis(draws, order, axis=1)
+        first = np.ones_like(ranked, dtype=bool)
+        first[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+        first &= ranked >= 0
+        position = np.sort(np.where(first, order, n_draws), axis=1)[:, :d]  # first occurrences
+        done = position[:, -1] < n_draws
+        out[todo[done]] = np.take_along_axis(draws[done], position[done], axis=1)
+        todo = todo[~done]
+        n_draws *= 2
+    return out
+
+
+def _row_search_table(matrix: sp.csr_array) -> np.ndarray:
+    """float64 [nnz]: row r's cumulative weights shifted into [r, r + 1], one sorted array.
+
+    Each row's cumulative sum is rescaled to end exactly at 1, so `searchsorted(table, r + u)`
+    finds a draw from row r for every row at once (rows that are never sampled may be empty).
+    """
+    row_of = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    cum = np.cumsum(matrix.data)
+    start_cum = np.concatenate([[0.0], cum])[matrix.indptr[:-1]][row_of]
+    row_total = np.bincount(row_of, weights=matrix.data, minlength=matrix.shape[0])[row_of]
+    within = (cum - start_cum) / row_total
+    last = np.zeros(len(within), dtype=bool)
+    ends = matrix.indptr[1:][np.diff(matrix.indptr) > 0] - 1
+    last[ends] = True
+    within[last] = 1.0
+    return row_of + within
+
+
+def _sample_csr_rows(matrix: sp.csr_array, table: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One column drawn from each of the (non-empty) CSR `rows`, with uniforms `u` in [0, 1)."""
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64)
+    pos = np.searchsorted(table, rows + u, side="right")
+    pos = np.clip(pos, matrix.indptr[rows], matrix.indptr[rows + 1] - 1)
+    return matrix.indices[pos].astype(np.int64)
 
 
 def _normalize(weights: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
