@@ -116,9 +116,11 @@ def format_calibration(result: dict[str, Any]) -> str:
     """A plain-text table of `synthetic_calibration`'s result."""
     d = result["dataset"]
     lines = [
-        f"synthetic: {d['n_items']} items, {d['train_sessions']} train / {d['test_sessions']} test "
-        f"sessions, {d['train_prefixes']} train / {d['test_prefixes']} test prefixes, "
-        f"{d['clicks']} clicks, avg length {d['avg_length']:.2f}, revisit rate {d['revisit_rate']:.1%}",
+        (
+            f"synthetic: {d['n_items']} items, {d['train_sessions']} train / {d['test_sessions']} test "
+            f"sessions, {d['train_prefixes']} train / {d['test_prefixes']} test prefixes, "
+            f"{d['clicks']} clicks, avg length {d['avg_length']:.2f}, revisit rate {d['revisit_rate']:.1%}"
+        ),
         "",
         f"{'model':<12} {'P@20':>7} {'MRR@20':>7} {'share':>7} {'gain':>7}",
     ]
@@ -130,7 +132,9 @@ def format_calibration(result: dict[str, Any]) -> str:
     lines += [
         "",
         "share = P@20 / oracle P@20;  gain = (P@20 - POP) / (oracle - POP)",
-        f"oracle expected P@20 (predictive mass of its top 20): {100 * result['oracle_expected_P@20']:.2f}"
-        f" +/- {100 * result['oracle_expected_se']:.2f}",
+        (
+            f"oracle expected P@20 (predictive mass of its top 20): "
+            f"{100 * result['oracle_expected_P@20']:.2f} +/- {100 * result['oracle_expected_se']:.2f}"
+        ),
     ]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import random
+import shlex
 import sys
 import threading
 import time
@@ -166,7 +167,7 @@ class Runner:
     force_prepare: bool = False
     resume: bool = False
     progress: Callable[..., Any] = null_progress
-    command: str = field(default_factory=lambda: " ".join(sys.argv))
+    command: str = field(default_factory=lambda: shlex.join(["sessbench", *sys.argv[1:]]))
     _datasets: dict[str, LoadedDataset] = field(default_factory=dict)
 
     def dataset(self, request: DatasetRequest) -> LoadedDataset:

@@ -43,13 +43,13 @@ import torch.nn.functional as F
 
 from sessbench.data.sessions import Batch, TrainingData
 from sessbench.errors import ConfigError, SessbenchError
+from sessbench.evaluation import auto_batch_size
 from sessbench.models import FitContext, SessionRecommender
 
 __all__ = [
     "TRAINING_DEFAULTS",
     "TorchSessionModel",
     "TrainBatch",
-    "auto_eval_batch_size",
     "resolve_device",
 ]
 
@@ -125,25 +125,6 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if available is None or not available():
         raise ConfigError(f"device '{name}' is not available here: use 'auto', 'cpu' or 'cuda'.")
     return device
-
-
-def auto_eval_batch_size(
-    n_items: int,
-    budget_bytes: int = 256 * 2**20,
-    *,
-    bytes_per_score: int = 16,
-    max_batch: int = 4096,
-) -> int:
-    """How many prefixes to score at once so the [B, n_items + 1] score matrix fits a budget.
-
-    `bytes_per_score` = 4 bytes of float32 times about four arrays of that shape alive at once
-    (the scores and the evaluator's comparison temporaries). The cap keeps the model's own
-    activations bounded when the catalogue is tiny.
-    """
-    if n_items < 1:
-        raise ValueError(f"n_items must be >= 1, got {n_items}")
-    per_row = (n_items + 1) * bytes_per_score
-    return int(max(1, min(max_batch, budget_bytes // per_row)))
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -323,7 +304,7 @@ class TorchSessionModel(SessionRecommender):
         self._device = device
         self.n_items = data.n_items
         if self.eval_batch_size is None:
-            self.eval_batch_size = auto_eval_batch_size(data.n_items)
+            self.eval_batch_size = auto_batch_size(data.n_items)
         module = self.build(data).to(device)
         self.module = module
         optimizer = self.make_optimizer(module)
@@ -589,7 +570,7 @@ class TorchSessionModel(SessionRecommender):
             self.n_items = data.n_items
             self.module = self.build(data)
         if self.eval_batch_size is None and ckpt["n_items"]:
-            self.eval_batch_size = auto_eval_batch_size(int(ckpt["n_items"]))
+            self.eval_batch_size = auto_batch_size(int(ckpt["n_items"]))
         self.module.load_state_dict(ckpt["state_dict"])
         self.module.to(self._device)
         self.module.eval()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -9,13 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from sessbench.calibration import FirstOrderTransitions, synthetic_calibration, format_calibration
+from sessbench.calibration import (
+    FirstOrderTransitions,
+    format_calibration,
+    synthetic_calibration,
+)
 from sessbench.data.sessions import SessionSet, Split, TrainingData
 from sessbench.data.synthetic import (
     DAY_S,
     OracleRecommender,
     SyntheticConfig,
     SyntheticGenerator,
+    _distinct_draws,
     build_synthetic,
     revisit_rate,
 )
@@ -42,33 +48,34 @@ TINY = SyntheticConfig(
 # ---------------------------------------------------------------------------- brute force
 
 
-def _transition_dense(gen: SyntheticGenerator, z: int, x: int) -> np.ndarray:
-    """T_z(x, .) written straight from the module docstring's definition."""
-    c = gen.config
-    local = gen.local.toarray()[z * (gen.n_items + 1) + x]
-    broad = gen.intent_weights.toarray()[z]
-    if gen.membership[z, x]:
-        return c.local_weight * local + (1 - c.local_weight) * broad
-    return broad
+def _kernels(gen: SyntheticGenerator) -> np.ndarray:
+    """T[z, x, y] = T_z(x, y), written straight from the module docstring's definition."""
+    c, n = gen.config, gen.n_items
+    local = gen.local.toarray().reshape(gen.n_intents, n + 1, n + 1)
+    broad = gen.intent_weights.toarray()[:, None, :]
+    member = gen.membership[:, :, None]
+    return np.where(member, c.local_weight * local + (1 - c.local_weight) * broad, broad)
 
 
-def _joint(gen: SyntheticGenerator, seq: list[int]) -> float:
+def _joint(gen: SyntheticGenerator, kernels: np.ndarray, seq: list[int]) -> float:
     """P(x_1..x_n) by summing over every intent path (exponential; tiny configs only)."""
     c, k = gen.config, gen.n_intents
+    w = gen.intent_weights.toarray()
     switch = (1 - c.switch_prob) * np.eye(k) + c.switch_prob * gen.intent_prior[None, :]
     total = 0.0
     for path in itertools.product(range(k), repeat=len(seq)):
-        p = gen.intent_prior[path[0]] * gen.intent_weights.toarray()[path[0], seq[0]]
+        p = gen.intent_prior[path[0]] * w[path[0], seq[0]]
         for t in range(1, len(seq)):
             hist = seq[:t].count(seq[t]) / t
-            trans = _transition_dense(gen, path[t], seq[t - 1])[seq[t]]
+            trans = kernels[path[t], seq[t - 1], seq[t]]
             p *= switch[path[t - 1], path[t]] * (c.repeat_prob * hist + (1 - c.repeat_prob) * trans)
         total += p
     return total
 
 
 def _brute_predictive(gen: SyntheticGenerator, prefix: list[int]) -> np.ndarray:
-    joint = np.array([0.0] + [_joint(gen, prefix + [y]) for y in range(1, gen.n_items + 1)])
+    kernels = _kernels(gen)
+    joint = np.array([0.0] + [_joint(gen, kernels, prefix + [y]) for y in range(1, gen.n_items + 1)])
     return joint / joint.sum()
 
 
@@ -76,9 +83,8 @@ def _brute_predictive(gen: SyntheticGenerator, prefix: list[int]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def tiny() -> tuple[SyntheticGenerator, Split]:
-    gen = SyntheticGenerator(TINY)
-    return gen, gen.sample_split()
+def tiny() -> SyntheticGenerator:
+    return SyntheticGenerator(TINY)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +118,8 @@ def test_from_string_unknown_key_lists_valid_keys() -> None:
 @pytest.mark.parametrize(
     "text",
     ["n_items=abc", "n_items=2.5", "repeat_prob=x", "n_items", "=3", "seed=1,seed=2", "repeat_prob=1.5",
-     "n_items=1", "test_days=20", "min_intents_per_item=5,max_intents_per_item=2"],
+     "n_items=1", "test_days=20", "min_intents_per_item=5,max_intents_per_item=2", "switch_prob=nan",
+     "popularity_exponent=inf"],
 )
 def test_from_string_bad_values(text: str) -> None:
     with pytest.raises(ConfigError):
@@ -155,30 +162,55 @@ def test_split_shapes_lengths_and_time_split(default_split: tuple[Split, OracleR
 
 
 def test_sampler_matches_definition() -> None:
-    """Empirical frequencies of (x_1, x_2) agree with the exact probabilities of the model."""
-    gen = SyntheticGenerator(TINY.__class__(**{**TINY.to_dict(), "n_sessions": 60_000}))
+    """Empirical frequencies of (x_1, x_2, x_3) agree with the exact probabilities of the model.
+
+    Lengths are independent of content, so sessions of length >= 3 sample P(x_1, x_2, x_3).
+    """
+    gen = SyntheticGenerator(dataclasses.replace(TINY, n_sessions=60_000))
+    kernels = _kernels(gen)
     items, lengths, _ = gen.sample_sessions()
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    n = gen.n_items
-    pairs = np.bincount(items[starts] * (n + 1) + items[starts + 1], minlength=(n + 1) ** 2)
-    exact = np.array([_joint(gen, [a, b]) if a and b else 0.0 for a in range(n + 1) for b in range(n + 1)])
+    starts = (np.cumsum(lengths) - lengths)[lengths >= 3]
+    n = gen.n_items + 1
+    counts = np.bincount((items[starts] * n + items[starts + 1]) * n + items[starts + 2], minlength=n**3)
+    exact = np.zeros(n**3)
+    for a, b, c in itertools.product(range(1, n), repeat=3):
+        exact[(a * n + b) * n + c] = _joint(gen, kernels, [a, b, c])
     assert exact.sum() == pytest.approx(1.0)
-    expected = exact * len(lengths)
-    z = (pairs - expected) / np.sqrt(np.maximum(expected, 1e-12))
-    assert np.all(pairs[exact == 0] == 0)
-    assert np.abs(z[exact > 0]).max() < 5.0
+    expected = exact * len(starts)
+    assert np.all(counts[exact == 0] == 0)
+    z = (counts - expected)[exact > 0] / np.sqrt(expected[exact > 0])
+    assert np.abs(z).max() < 5.0
+
+
+def test_distinct_draws_is_successive_sampling() -> None:
+    """Successors are d distinct other entries with the without-replacement probabilities."""
+    rng = np.random.default_rng(0)
+    w = np.array([0.4, 0.3, 0.2, 0.1])
+    picks = np.stack([_distinct_draws(w, 2, rng)[0] for _ in range(4000)])  # entry 0's successors
+    assert np.all(picks != 0) and np.all(picks[:, 0] != picks[:, 1])
+    rest = w[1:] / w[1:].sum()
+    for a, b in itertools.combinations(range(1, 4), 2):
+        pa, pb = rest[a - 1], rest[b - 1]
+        exact = pa * pb / (1 - pa) + pb * pa / (1 - pb)
+        freq = np.mean((np.sort(picks, axis=1) == [a, b]).all(axis=1))
+        assert abs(freq - exact) < 4 * math.sqrt(exact * (1 - exact) / len(picks))
+    # weights so skewed that the streams stay short: the Gumbel fallback still gives distinct picks
+    skewed = np.array([1.0, 1e-9, 1e-9, 1e-9])
+    picks = np.stack([_distinct_draws(skewed, 2, rng)[1] for _ in range(400)])
+    assert np.all(picks != 1) and np.all(picks[:, 0] != picks[:, 1])
+    assert np.all((picks == 0).any(axis=1))  # the dominant entry is (almost surely) always picked
 
 
 # ---------------------------------------------------------------------------- oracle
 
 
-def test_predictive_is_exact_on_tiny_config(tiny: tuple[SyntheticGenerator, Split]) -> None:
-    gen, split = tiny
+def test_predictive_is_exact_on_tiny_config(tiny: SyntheticGenerator) -> None:
+    gen = tiny
     sessions = SessionSet.from_lists([[1, 1, 2, 5], [3, 4, 6, 1, 2], [2, 2, 2], [6, 1]])
     examples = sessions.examples()
     probs = gen.predictive(examples.batch(slice(None)))
     assert probs.shape == (len(examples), gen.n_items + 1)
-    for row, (s, cut) in enumerate(zip(examples.session_index, examples.cut)):
+    for row, (s, cut) in enumerate(zip(examples.session_index, examples.cut, strict=True)):
         prefix = sessions.session(int(s))[: int(cut)].tolist()
         np.testing.assert_allclose(probs[row].numpy(), _brute_predictive(gen, prefix), rtol=1e-9, atol=1e-12)
 

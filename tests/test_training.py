@@ -13,10 +13,10 @@ import torch
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError, SessbenchError
 from sessbench.models import FitContext
+from sessbench.evaluation import auto_batch_size
 from sessbench.training import (
     TRAINING_DEFAULTS,
     TorchSessionModel,
-    auto_eval_batch_size,
     resolve_device,
 )
 
@@ -121,7 +121,7 @@ def test_learns_successor_pattern() -> None:
     assert len(losses) == 6 and losses[-1] < losses[0] / 3
     assert all(e["train_examples"] == len(data.train_examples()) for e in ctx.epoch_log)
     assert model.fit_summary["stopped"] == "completed"
-    assert model.eval_batch_size == auto_eval_batch_size(N_ITEMS)
+    assert model.eval_batch_size == auto_batch_size(N_ITEMS)
 
 
 def test_defaults_and_params_are_recorded() -> None:
@@ -439,9 +439,3 @@ def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_device() == torch.device("cuda")
 
 
-def test_auto_eval_batch_size() -> None:
-    small, large = auto_eval_batch_size(100), auto_eval_batch_size(43_097)
-    assert 1 <= large < small <= 4096
-    assert (43_097 + 1) * 16 * large <= 256 * 2**20
-    assert auto_eval_batch_size(10**9) == 1
-    assert auto_eval_batch_size(43_097, budget_bytes=2 * 256 * 2**20) in (2 * large, 2 * large + 1)

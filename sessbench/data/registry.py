@@ -190,7 +190,12 @@ def raw_sources(request: DatasetRequest, data_dir: Path | None) -> list[Path]:
             f"dataset '{d.name}' needs the raw file {d.raw_file}: pass --data-dir DIR (the folder that "
             f"holds {d.raw_file}). The data is published at {d.url}."
         )
-    return [find_raw_file(Path(data_dir), d.raw_file, d.label, d.url)]
+    # DIR/<file>, else one folder down (DIR/yoochoose/<file>), so one --data-dir serves a grid
+    folder = Path(data_dir).expanduser()
+    nested = sorted(folder.glob(f"*/{d.raw_file}")) if folder.is_dir() else []
+    if not (folder / d.raw_file).is_file() and len(nested) == 1:
+        return [nested[0]]
+    return [find_raw_file(folder, d.raw_file, d.label, d.url)]
 
 
 def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = None, log: Any = None) -> Split:

@@ -25,6 +25,16 @@ def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buf.getvalue()
 
 
+def _provenance(records: list[dict[str, Any]]) -> str:
+    """The commands that produced the runs, and the code and library versions they ran with."""
+    commands = sorted({r.get("command", "") for r in records if r.get("command")})
+    commits = sorted({str((r.get("environment") or {}).get("git", {}).get("commit")) for r in records})
+    lines = ["\n## How these runs were produced\n", "```"] + commands + ["```", ""]
+    lines.append(f"sessbench commit(s): {', '.join(c[:12] for c in commits)}; every record in the runs "
+                 "directory holds its full config, seed, versions and device.\n")
+    return "\n".join(lines)
+
+
 def write_report(runs_dir: Path, out: Path) -> list[Path]:
     """Write `comparison.md` / `comparison.csv` (and README.md) from the records in `runs_dir`."""
     records = [r for r in iter_records(runs_dir)]
@@ -41,7 +51,7 @@ def write_report(runs_dir: Path, out: Path) -> list[Path]:
         f"{PAPER}. Runs under the `paper` protocol report the best test value over epochs (the official "
         "code's reporting); `validated` runs select epochs on a validation split and touch test once.\n\n"
         "On synthetic data, `share of oracle P@20` is P@20 / oracle P@20 and `normalized gain` is "
-        "(P@20 - POP) / (oracle - POP).\n\n" + table
+        "(P@20 - POP) / (oracle - POP).\n\n" + table + _provenance(records)
     )
     written = []
     for name, content in (
