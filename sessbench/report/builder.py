@@ -50,6 +50,8 @@ def write_report(runs_dir: Path, out: Path) -> list[Path]:
         "rank cut at 20, in percent, mean ± standard deviation over seeds. `paper` columns: "
         f"{PAPER}. Runs under the `paper` protocol report the best test value over epochs (the official "
         "code's reporting); `validated` runs select epochs on a validation split and touch test once.\n\n"
+        "A `Δ` column reads `sample` where our split is not the paper's size (prepared from a sample "
+        "of the raw data): the paper's value is shown for orientation only, since the data differ.\n\n"
         "On synthetic data, `share of oracle P@20` is P@20 / oracle P@20 and `normalized gain` is "
         "(P@20 - POP) / (oracle - POP).\n\n" + table + _provenance(records)
     )

@@ -73,9 +73,31 @@ def _fmt(mean: float | None, std: float | None, n: int) -> str:
     return text
 
 
+def is_full_dataset(records: list[dict[str, Any]], dataset: str) -> bool:
+    """True when a dataset's split has the paper's size (within 5% of Table 1's training prefixes).
+
+    A split prepared from a sample of the raw data has the right name but not the paper's data,
+    so a difference to the paper's numbers would mean nothing: tables then omit it.
+    """
+    from sessbench.data.registry import DATASETS
+
+    definition = DATASETS.get(dataset.split(":")[0])
+    if definition is None or definition.paper is None:
+        return False
+    sizes = [r.get("dataset_info", {}).get("train_sequences") for r in records if r["dataset"] == dataset]
+    sizes = [s for s in sizes if s]
+    paper = definition.paper.train_sequences
+    return bool(sizes) and all(abs(s - paper) <= 0.05 * paper for s in sizes)
+
+
 def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of the comparison table: ours (percent, mean ± std over seeds) beside the paper's."""
+    """Rows of the comparison table: ours (percent, mean ± std over seeds) beside the paper's.
+
+    The difference to the paper is shown only for splits of the paper's size (see
+    `is_full_dataset`); for a split prepared from a sample it reads "sample".
+    """
     rows = summarize(records)
+    full = {r.dataset: is_full_dataset(records, r.dataset) for r in rows}
     by_dataset: dict[str, dict[str, Row]] = defaultdict(dict)
     for r in rows:
         by_dataset[r.dataset][r.model] = r
@@ -96,7 +118,12 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             paper = paper_value(r.model, dataset_name, metric)
             entry[f"paper {metric}"] = "-" if paper is None else f"{paper:.2f}"
             mean = r.mean(metric)
-            entry[f"Δ {metric}"] = "-" if paper is None or mean is None else f"{100 * mean - paper:+.2f}"
+            if paper is None or mean is None:
+                entry[f"Δ {metric}"] = "-"
+            elif not full[r.dataset]:
+                entry[f"Δ {metric}"] = "sample"
+            else:
+                entry[f"Δ {metric}"] = f"{100 * mean - paper:+.2f}"
         o, m = (oracle.mean("P@20") if oracle else None), r.mean("P@20")
         entry["share of oracle P@20"] = "-" if not o or m is None or r.model == "oracle" else f"{m / o:.3f}"
         p = pop.mean("P@20") if pop else None
