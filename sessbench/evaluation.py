@@ -15,17 +15,16 @@ and split results by prefix length (the paper's short/long analysis) without res
 from __future__ import annotations
 
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
 
+from sessbench.atomic import atomic_file
 from sessbench.data.sessions import Batch, Examples
 from sessbench.errors import SessbenchError
 from sessbench.models import SessionRecommender
@@ -149,17 +148,8 @@ class RankCounts:
         Parent folders are created, and the file appears atomically (written beside it, then
         renamed) so an interrupted run never leaves a truncated file that looks finished.
         """
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, greater=self.greater, equal=self.equal, prefix_length=self.prefix_length
-                )
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_file(path) as fh:
+            np.savez_compressed(fh, greater=self.greater, equal=self.equal, prefix_length=self.prefix_length)
 
     @classmethod
     def load(cls, path: str | PathLike[str]) -> "RankCounts":

@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from abc import abstractmethod
 from contextlib import contextmanager
@@ -41,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sessbench.atomic import atomic_file
 from sessbench.data.sessions import Batch, TrainingData
 from sessbench.errors import ConfigError, SessbenchError
 from sessbench.evaluation import auto_batch_size
@@ -523,16 +522,8 @@ class TorchSessionModel(SessionRecommender):
             "n_items": int(self.n_items or 0),
             "state_dict": _cpu_copy(module.state_dict()),
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as fh:
+            torch.save(payload, fh)
 
     def load(
         self,

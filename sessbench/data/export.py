@@ -32,15 +32,14 @@ NAME is `split.name`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import numpy as np
 
+from sessbench.atomic import atomic_file
 from sessbench.data.sessions import Examples, SessionSet, Split
 from sessbench.errors import ConfigError, UnknownNameError
 
@@ -76,21 +75,6 @@ def _version() -> str:
     import sessbench
 
     return str(sessbench.__version__)
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that appears at `path` only once fully written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb", buffering=1 << 20) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ---------------------------------------------------------------------------- integer text
@@ -267,7 +251,7 @@ def _write_srgnn_json(split: Split, path: Path) -> None:
     source = f"sessbench {_version()} srgnn-json export of dataset {split.name}"
     parts = [("train", split.train)] + ([("valid", split.valid)] if split.valid is not None else [])
     parts.append(("test", split.test))
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         f.write(f'{{"source":{json.dumps(source)},"n_items":{int(split.n_items)}'.encode("ascii"))
         for key, sessions in parts:
             f.write(f',"{key}":'.encode("ascii"))
@@ -304,7 +288,7 @@ def _write_recbole_inter(path: Path, sessions: SessionSet) -> None:
     targets = examples.targets
     table = _session_id_table(sessions)
     n_item_rows = _LUT_LIMIT * _N_SEPS
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         f.write(RECBOLE_HEADER.encode("ascii"))
         for e0, e1 in _chunk_bounds(examples.cut + 2):
             items, cut = _prefix_items(examples, e0, e1)
@@ -385,7 +369,7 @@ def _write_recbole(split: Split, out: Path) -> list[Path]:
             "file (RecBole needs three parts); model selection on it sees the test set."
         )
         parts = (split.train, split.test)
-    with _atomic_file(config) as f:
+    with atomic_file(config) as f:
         f.write(_recbole_yaml(split, note, _max_prefix(*parts)).encode("utf-8"))
     return [train, valid, test, config]
 
@@ -396,7 +380,7 @@ SESSION_REC_HEADER = "SessionId\tItemId\tTime\n"
 
 def _write_session_rec_file(path: Path, *parts: SessionSet) -> None:
     """One row per click: raw session id, item number, session time + position in session."""
-    with _atomic_file(path) as f:
+    with atomic_file(path) as f:
         f.write(SESSION_REC_HEADER.encode("ascii"))
         for sessions in parts:
             if sessions.n_clicks == 0:

@@ -9,7 +9,8 @@ from typing import Any
 
 from sessbench.report.paper import PAPER
 from sessbench.report.tables import comparison_rows, markdown_table
-from sessbench.results import atomic_write_bytes, iter_records
+from sessbench.atomic import atomic_write_bytes
+from sessbench.results import iter_records
 
 SUMMARY_COLUMNS = [
     "dataset", "model", "protocol", "seeds", "P@20", "paper P@20", "Δ P@20", "MRR@20",

@@ -1,0 +1,58 @@
+"""Atomic file writes: a file appears at its path only once it is complete.
+
+Every file sessbench writes that something later trusts (run records, rank counts, cache
+entries, exports, checkpoints, reports) goes through `atomic_file`: the data is written to a
+temporary file in the same folder, flushed to disk, and renamed over the target. A process
+killed at any moment leaves either the old file or the whole new one, never a truncated one
+(at most a hidden `.NAME.*.tmp` file, which no reader picks up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file handle whose contents appear at `path` only when the block completes."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+def json_default(value: Any) -> Any:
+    """JSON for the values records and manifests hold in practice (numpy scalars, paths, sets)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n").encode())
