@@ -18,13 +18,15 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
+TEMP_SUFFIX = ".tmp"
+
 
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """A binary file handle whose contents appear at `path` only when the block completes."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
             yield fh
@@ -56,3 +58,32 @@ def json_default(value: Any) -> Any:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n").encode())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temp files that `atomic_file` left behind in `folder` when its writer was killed.
+
+    Each temp file names its writer's pid (`.NAME.PID.XXXX.tmp`); files of live processes (a
+    concurrent writer) are kept. Returns the files removed.
+    """
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in root.glob(f".*{TEMP_SUFFIX}"):
+        parts = path.name[: -len(TEMP_SUFFIX)].rsplit(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

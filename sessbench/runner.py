@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
+from sessbench.atomic import remove_stale_temp_files
 from sessbench.data.registry import DatasetRequest, LoadedDataset, dataset_stats, load_dataset
 from sessbench.data.sessions import Examples, Split
 from sessbench.environment import environment_info
@@ -180,6 +181,8 @@ class Runner:
 
     def run(self, plan: Iterable[RunSpec], on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """Execute every run of `plan`; returns the records written (skipped runs excluded)."""
+        for path in remove_stale_temp_files(self.runs_dir):
+            log.info("removed %s, left by a killed run", path.name)
         records = []
         for spec in plan:
             if self.resume and is_finished(self.runs_dir, spec.run_id):
