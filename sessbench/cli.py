@@ -23,8 +23,8 @@ EPILOG_RUN = """examples:
   sessbench run                                   all models on the built-in synthetic dataset
   sessbench run --models pop,s-pop --dataset diginetica --data-dir ~/data/diginetica
   sessbench run --models baselines --dataset yoochoose64 --data-dir ~/data/yoochoose --seeds 0,1,2
-  sessbench run --dataset synthetic:n_items=2000,n_sessions=20000 --set pop.foo=1
-  sessbench run --config configs/grids/paper.yaml --resume
+  sessbench run --dataset synthetic:n_items=2000,n_sessions=20000
+  sessbench run --config configs/grids/paper.yaml --data-dir ~/data --resume
 """
 
 
@@ -47,6 +47,16 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "--dataset-param", action="append", default=[], metavar="KEY=VALUE",
         help="a dataset parameter, e.g. for clicks:PATH session_col=sid (repeatable)",
     )
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SessbenchError(f"--seeds '{text}': expected a comma list of integers, e.g. --seeds 0,1,2") from None
+    if not seeds:
+        raise SessbenchError("--seeds is empty: give a comma list of integers, e.g. --seeds 0,1,2")
+    return seeds
 
 
 def _dataset_params(values: list[str]) -> dict[str, Any]:
@@ -138,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
     _add_data_options(q)
     q.set_defaults(func=cmd_data_export)
-    p.set_defaults(func=lambda args: _help(p))
+    p.set_defaults(func=lambda args, parser=p: _help(parser))
 
     # bench -----------------------------------------------------------------------------
     p = sub.add_parser("bench", help="benchmarks of sessbench itself", description="Speed and memory benchmarks anyone can rerun.")
@@ -153,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dataset", default="synthetic", help="synthetic[:k=v,...] (default: the built-in default)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_bench_synthetic)
-    p.set_defaults(func=lambda args: _help(p))
+    p.set_defaults(func=lambda args, parser=p: _help(parser))
     return parser
 
 
@@ -177,24 +187,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.config)
     models_arg = args.models or exp["models"]
     datasets_arg = args.datasets or exp["datasets"]
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else exp["seeds"]
+    seeds = _parse_seeds(args.seeds) if args.seeds is not None else exp["seeds"]
     protocol = args.protocol or exp["protocol"]
     settings = RunSettings(
         validation_fraction=float(args.validation_fraction if args.validation_fraction is not None else exp["validation_fraction"]),
         device=args.device or exp["device"],
         time_budget_s=args.time_budget_s if args.time_budget_s is not None else exp["time_budget_s"],
-        eval_batch_size=args.eval_batch_size or exp["eval_batch_size"],
+        eval_batch_size=args.eval_batch_size if args.eval_batch_size is not None else exp["eval_batch_size"],
     )
     if not 0 <= settings.validation_fraction < 1:
         raise SessbenchError(f"--validation-fraction must be in [0, 1), got {settings.validation_fraction}")
-    if args.threads:
+    if settings.eval_batch_size is not None and settings.eval_batch_size < 1:
+        raise SessbenchError(f"--eval-batch-size must be a positive number of prefixes, got {settings.eval_batch_size}")
+    if settings.time_budget_s is not None and settings.time_budget_s <= 0:
+        raise SessbenchError(f"--time-budget must be a positive number of seconds, got {settings.time_budget_s}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
 
     load_plugins()
     names = resolve_models(models_arg)
     specs = [get_model(n) for n in names]
     ds_params = {**exp["dataset_params"], **_dataset_params(args.dataset_param)}
-    requests = [parse_dataset(d, ds_params if d.startswith("clicks:") else None) for d in datasets_arg]
+    requests = [parse_dataset(d, ds_params) for d in datasets_arg]
     resolver = ParamResolver(
         config_dir=args.config_dir or default_config_dir(),
         experiment_params=exp["params"],
@@ -239,6 +255,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not args.runs_dir.is_dir():
         raise SessbenchError(f"runs directory {args.runs_dir} does not exist: run 'sessbench run' first or pass --runs-dir")
+    if args.out.exists() and not args.out.is_dir():
+        raise SessbenchError(f"--out {args.out} is a file: pass a folder for the report")
     for path in write_report(args.runs_dir, args.out):
         print(path)
     return 0
@@ -335,6 +353,10 @@ def cmd_data_export(args: argparse.Namespace) -> int:
 def cmd_bench_preprocess(args: argparse.Namespace) -> int:
     from sessbench.bench.preprocess import format_report, run_preprocess_benchmark
 
+    if args.rows < 1000:
+        raise SessbenchError(f"--rows must be at least 1000 (the generated file needs a training and a test period), got {args.rows}")
+    if args.workdir is not None and not args.workdir.is_dir():
+        raise SessbenchError(f"--workdir {args.workdir} is not an existing folder")
     result = run_preprocess_benchmark(rows=args.rows, workdir=args.workdir, seed=args.seed)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

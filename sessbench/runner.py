@@ -36,17 +36,31 @@ from sessbench.results import is_finished, ranks_path, write_record
 from sessbench.training import resolve_device
 
 ORACLE = "oracle"
+#: on synthetic data the normalized gain needs POP; it is added as a reference when not asked for
+REFERENCE_MODEL = "pop"
 log = logging.getLogger("sessbench.runner")
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Settings shared by every run of a grid (part of each run's identity)."""
+    """Settings shared by every run of a grid.
+
+    `validation_fraction` and `time_budget_s` change what a run computes, so they are part of
+    its identity; `device` and `eval_batch_size` only change how it is computed, so a run
+    finished on another device (or batch size) counts as finished for `--resume` and reports.
+    """
 
     validation_fraction: float = 0.1
     device: str = "auto"
     time_budget_s: float | None = None
     eval_batch_size: int | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"validation_fraction": self.validation_fraction, "time_budget_s": self.time_budget_s}
 
 
 @dataclass(frozen=True)
@@ -65,12 +79,18 @@ class RunSpec:
             "seed": self.seed,
             "protocol": self.protocol,
             "params": self.params,
-            "settings": asdict(self.settings),
+            "settings": self.settings.identity(),
         }
 
     @property
+    def config_id(self) -> str:
+        """Hash of everything but the seed: runs that differ only by seed share it (reports average them)."""
+        ident = {k: v for k, v in self.identity().items() if k != "seed"}
+        return _digest(ident)
+
+    @property
     def run_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        digest = _digest(self.identity())
         slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.dataset.key)[:60]
         return f"{slug}__{self.model}__{self.protocol}__seed{self.seed}__{digest}"
 
@@ -85,12 +105,16 @@ def plan_runs(
 ) -> list[RunSpec]:
     """Every (dataset, model, seed) run, datasets outermost so each dataset is loaded once.
 
-    On synthetic data the `oracle` pseudo-model is added once per dataset (it has no seed).
+    On synthetic data the `oracle` pseudo-model is added once per dataset (it has no seed), and
+    POP once (seed 0) when it is not among the models, since the normalized gain is measured
+    from it.
     """
     plan: list[RunSpec] = []
     for ds in datasets:
         if ds.definition.kind == "synthetic":
             plan.append(RunSpec(ORACLE, ds, 0, protocol, {}, settings))
+            if REFERENCE_MODEL not in models:
+                plan.append(RunSpec(REFERENCE_MODEL, ds, 0, protocol, resolve_params(REFERENCE_MODEL, ds.name), settings))
         for model in models:
             params = resolve_params(model, ds.name)
             for seed in seeds:
@@ -205,7 +229,8 @@ class Runner:
             "dataset_name": spec.dataset.name,
             "seed": spec.seed,
             "protocol": spec.protocol,
-            "config": {**spec.identity(), "params": spec.params},
+            "config_id": spec.config_id,
+            "config": {**spec.identity(), "settings": asdict(spec.settings)},
             "command": self.command,
             "started_at": started,
         }
@@ -312,9 +337,10 @@ def paper_best(epoch_log: list[dict[str, Any]]) -> dict[str, Any]:
     """The official SR-GNN reporting: best test P@20 and best test MRR@20 over epochs, separately."""
     out: dict[str, Any] = {}
     for key in ("P@20", "MRR@20"):
-        values = [e[key] for e in epoch_log if key in e]
-        if values:
+        epochs = [e for e in epoch_log if key in e]
+        if epochs:
+            values = np.array([e[key] for e in epochs], dtype=np.float64)
             best = len(values) - 1 - int(np.argmax(values[::-1]))  # the latest best, as the official code
             out[key] = float(values[best])
-            out[f"epoch_{key}"] = int(epoch_log[best].get("epoch", best + 1))
+            out[f"epoch_{key}"] = int(epochs[best].get("epoch", best))
     return out

@@ -26,6 +26,33 @@ def test_every_command_has_help(cmd: list[str], capsys: pytest.CaptureFixture[st
 def test_bare_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     assert "run" in capsys.readouterr().out
+    for group in ("data", "bench"):
+        assert main([group]) == 0
+        assert f"usage: sessbench {group}" in capsys.readouterr().out
+
+
+def test_report_out_must_be_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "file").write_text("x")
+    assert main(["report", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_report_keeps_configurations_apart(tmp_path: Path) -> None:
+    """Runs that differ in settings or hyperparameters are separate rows, never averaged as seeds."""
+    runs = tmp_path / "runs"
+    base = ["--quiet", "run", "--models", "pop", "--dataset", "synthetic:n_sessions=500,n_items=60", "--runs-dir", str(runs)]
+    assert main(base) == 0
+    assert main([*base, "--validation-fraction", "0.5"]) == 0
+    assert main([*base, "--device", "cpu", "--eval-batch-size", "7", "--resume"]) == 0  # same runs: skipped
+    records = list(runs.glob("*.json"))
+    assert len(records) == 4  # oracle and pop, under two validation fractions
+    out = tmp_path / "results"
+    main(["report", "--runs-dir", str(runs), "--out", str(out)])
+    rows = [line for line in (out / "comparison.md").read_text().splitlines() if "| pop" in line]
+    assert len(rows) == 2 and all("[" in r for r in rows)  # labelled by config id
+    assert all("| 1 |" in r for r in rows)  # one seed each
+    assert oct(records[0].stat().st_mode & 0o777) != oct(0o600)  # shareable, like a plain open()
 
 
 @pytest.mark.parametrize(
@@ -41,6 +68,17 @@ def test_bare_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
         (["run", "--config", "/nonexistent.yaml"], "cannot read config file"),
         (["report", "--runs-dir", "/nonexistent"], "does not exist"),
         (["data", "stats", "yoochoose64"], "--data-dir"),
+        (["run", "--models", "pop", "--seeds", "0,x"], "--seeds '0,x'"),
+        (["run", "--models", "pop", "--seeds", ""], "--seeds is empty"),
+        (["run", "--models", "pop", "--eval-batch-size", "-3"], "--eval-batch-size"),
+        (["run", "--models", "pop", "--threads", "0"], "--threads"),
+        (["run", "--models", "pop", "--time-budget", "-1"], "--time-budget"),
+        (["run", "--models", "pop", "--dataset", "clicks:x.csv", "--dataset-param", "time_format=bogus"], "time_format"),
+        (["run", "--models", "pop", "--dataset", "clicks:x.csv", "--dataset-param", "test_days=abc"], "test_days"),
+        (["run", "--models", "pop", "--dataset", "clicks:x.csv", "--dataset-param", "colour=red"], "colour"),
+        (["run", "--models", "pop", "--dataset", "diginetica", "--dataset-param", "test_days=3"], "takes no parameters"),
+        (["bench", "preprocess", "--rows", "10"], "--rows"),
+        (["bench", "preprocess", "--workdir", "/nonexistent"], "--workdir"),
     ],
 )
 def test_user_errors_exit_2_without_traceback(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

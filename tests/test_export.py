@@ -112,7 +112,11 @@ def read_inter(path: Path) -> pd.DataFrame:
 def test_recbole_files_round_trip(tmp_path: Path) -> None:
     split = make_split()
     files = export_split(split, "recbole", tmp_path / "toy")
-    assert [f.name for f in files] == ["toy.train.inter", "toy.valid.inter", "toy.test.inter", "toy.yaml"]
+    assert [f.name for f in files] == ["toy.train.inter", "toy.valid.inter", "toy.test.inter", "toy.item", "toy.yaml"]
+    # every candidate item is listed, so RecBole ranks the same candidate set as sessbench
+    assert (tmp_path / "toy" / "toy.item").read_text().splitlines() == ["item_id:token"] + [
+        str(i) for i in range(1, split.n_items + 1)
+    ]
     for part, sessions in (("train", split.train), ("test", split.test)):
         path = tmp_path / "toy" / f"toy.{part}.inter"
         assert path.read_text().splitlines()[0] == "session_id:token\titem_id_list:token_seq\titem_id:token"
@@ -127,7 +131,7 @@ def test_recbole_files_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "toy" / "toy.valid.inter").read_bytes() == (tmp_path / "toy" / "toy.test.inter").read_bytes()
     config = yaml.safe_load((tmp_path / "toy" / "toy.yaml").read_text())
     assert config["benchmark_filename"] == ["train", "valid", "test"]
-    assert config["load_col"] == {"inter": ["session_id", "item_id_list", "item_id"]}
+    assert config["load_col"] == {"inter": ["session_id", "item_id_list", "item_id"], "item": ["item_id"]}
     assert config["alias_of_item_id"] == ["item_id_list"]
     assert config["USER_ID_FIELD"] == "session_id" and config["ITEM_ID_FIELD"] == "item_id"
     assert config["field_separator"] == "\t" and config["seq_separator"] == " "
@@ -219,7 +223,7 @@ def test_recbole_and_json_agree_with_the_examples_on_random_data(tmp_path: Path)
     data = json.loads(path.read_text())
     assert (data["train"]["sequences"], data["train"]["labels"]) == examples_as_lists(split.train)
     export_split(split, "recbole", tmp_path / "rb")
-    frame = read_inter(tmp_path / "rb" / "rnd.test.inter")
+    frame = read_inter(tmp_path / "rb" / "rnd" / "rnd.test.inter")  # RecBole's <data_path>/<name>/ layout
     prefixes, labels = examples_as_lists(split.test)
     assert [list(map(int, s.split(" "))) for s in frame["item_id_list:token_seq"]] == prefixes
 
@@ -235,7 +239,7 @@ def test_item_numbers_beyond_the_lookup_table(tmp_path: Path) -> None:
     assert data["train"]["sequences"] == [[big, 7], [big], [131_071]]
     assert data["train"]["labels"] == [131_072, 7, big - 1]
     export_split(split, "recbole", tmp_path / "rb")
-    assert (tmp_path / "rb" / "big.train.inter").read_text().splitlines()[1:] == [
+    assert (tmp_path / "rb" / "big" / "big.train.inter").read_text().splitlines()[1:] == [
         f"5\t{big} 7\t131072",
         f"5\t{big}\t7",
         f"6\t131071\t{big - 1}",

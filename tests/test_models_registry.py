@@ -126,7 +126,7 @@ def test_installed_plugin_runs_through_sessbench_run(plugin_site: Path, tmp_path
     )
     assert res.returncode == 0, res.stderr
     records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
-    assert {r["model"] for r in records} == {"toy-plugin", "oracle"}
+    assert {r["model"] for r in records} == {"toy-plugin", "oracle", "pop"}  # oracle and POP: references
     toy = next(r for r in records if r["model"] == "toy-plugin")
     assert toy["status"] == "ok" and toy["config"]["params"] == {"offset": 0.0}
     assert 0.0 <= toy["metrics"]["P@20"] <= 1.0

@@ -55,7 +55,8 @@ def export_split(split: Split, fmt: str, out: Path) -> list[Path]:
     """Write `split` in format `fmt` at `out`; returns the files written, in a fixed order.
 
     For srgnn-json `out` is the JSON file (an existing directory gets NAME.json inside); for
-    the folder formats `out` is the folder, created if needed.
+    the folder formats `out` is the folder, created if needed. RecBole finds a dataset at
+    <data_path>/<NAME>/<NAME>.*, so its files go to `out/NAME/` unless `out` is named NAME.
     """
     out = Path(out)
     if fmt == "srgnn-json":
@@ -66,6 +67,8 @@ def export_split(split: Split, fmt: str, out: Path) -> list[Path]:
     if fmt in ("recbole", "session-rec"):
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{out} is a file; the {fmt} export writes a folder. Give a folder path for --out.")
+        if fmt == "recbole" and out.name != split.name:
+            out = out / split.name
         out.mkdir(parents=True, exist_ok=True)
         return _write_recbole(split, out) if fmt == "recbole" else _write_session_rec(split, out)
     raise UnknownNameError("export format", fmt, EXPORT_FORMATS)
@@ -316,14 +319,16 @@ def _recbole_yaml(split: Split, valid_note: str, max_len: int) -> str:
     name = split.name
     return f"""\
 # RecBole configuration for the sessbench {_version()} export of "{name}".
-# RecBole reads <data_path>/<dataset>/<dataset>.<part>.inter, so keep this folder named {name}
-# and pass its parent folder as data_path, e.g.
+# RecBole reads <data_path>/<dataset>/<dataset>.<part>.inter, so this folder is named {name};
+# pass its parent folder as data_path, e.g.
 #   run_recbole(model="SRGNN", dataset="{name}", config_file_list=["{name}.yaml"],
 #               config_dict={{"data_path": "<parent folder>"}})
 # Each row is one (prefix -> next item) example in the SR-GNN order; session_id is the raw
 # session id. Item tokens are the split's item numbers 1..{int(split.n_items)} (as in the
 # srgnn-json export), not raw item ids, so that results compare with sessbench's.
 # Recall@20 with one target per row is SR-GNN's P@20; MRR@20 is SR-GNN's MRR@20.
+# {name}.item lists every candidate item (1..{int(split.n_items)}), so RecBole ranks the same
+# candidate set as sessbench, including items that occur in no training session.
 # {valid_note}
 dataset: {name}
 USER_ID_FIELD: session_id
@@ -336,6 +341,7 @@ field_separator: "\\t"
 seq_separator: " "
 load_col:
   inter: [session_id, item_id_list, item_id]
+  item: [item_id]
 alias_of_item_id: [item_id_list]
 benchmark_filename: [train, valid, test]
 train_neg_sample_args: ~
@@ -369,9 +375,13 @@ def _write_recbole(split: Split, out: Path) -> list[Path]:
             "file (RecBole needs three parts); model selection on it sees the test set."
         )
         parts = (split.train, split.test)
+    items = out / f"{name}.item"
+    with atomic_file(items) as f:
+        f.write(b"item_id:token\n")
+        f.write("".join(f"{i}\n" for i in range(1, int(split.n_items) + 1)).encode("ascii"))
     with atomic_file(config) as f:
         f.write(_recbole_yaml(split, note, _max_prefix(*parts)).encode("utf-8"))
-    return [train, valid, test, config]
+    return [train, valid, test, items, config]
 
 
 # ---------------------------------------------------------------------------- session-rec

@@ -126,12 +126,7 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
     if definition.kind == "clicks":
         if not rest:
             raise ConfigError("the clicks dataset needs a path: --dataset clicks:PATH/TO/clicks.csv")
-        unknown = set(extra) - set(CLICKS_PARAMS)
-        if unknown:
-            raise ConfigError(
-                f"unknown click-log parameter(s) {sorted(unknown)}; valid: {sorted(CLICKS_PARAMS)}"
-            )
-        return DatasetRequest(definition, extra, path=rest)
+        return DatasetRequest(definition, _check_clicks_params(extra), path=rest)
     if definition.kind == "synthetic":
         from sessbench.data.synthetic import SyntheticConfig
 
@@ -148,6 +143,36 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
             f"(got '{rest or extra}'); use clicks:PATH to prepare a log with other settings"
         )
     return DatasetRequest(definition)
+
+
+def _check_clicks_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate click-log parameters up front (names, types, ranges)."""
+    unknown = set(params) - set(CLICKS_PARAMS)
+    if unknown:
+        raise ConfigError(f"unknown click-log parameter(s) {sorted(unknown)}; valid: {sorted(CLICKS_PARAMS)}")
+    out = dict(params)
+    for key in ("session_col", "item_col", "time_col"):
+        if key in out and not isinstance(out[key], str):
+            out[key] = str(out[key])
+    if out.get("time_format", "auto") not in ("auto", "epoch", "iso"):
+        raise ConfigError(f"time_format must be auto, epoch or iso, got '{out['time_format']}'")
+    try:
+        if "test_days" in out:
+            out["test_days"] = float(out["test_days"])
+            if out["test_days"] <= 0:
+                raise ValueError
+        if "min_item_support" in out:
+            out["min_item_support"] = int(out["min_item_support"])
+            if out["min_item_support"] < 1:
+                raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "test_days must be a positive number of days and min_item_support a positive integer "
+            f"(got test_days={params.get('test_days')!r}, min_item_support={params.get('min_item_support')!r})"
+        ) from None
+    if out.get("sep") is not None and (not isinstance(out["sep"], str) or len(out["sep"]) != 1):
+        raise ConfigError(f"sep must be one character, e.g. sep=';' (got {out['sep']!r})")
+    return out
 
 
 def _parse_kv(text: str, whole: str) -> dict[str, Any]:
@@ -225,6 +250,18 @@ def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = N
     )
 
 
+def preparation_code_version() -> str:
+    """A hash of the code that turns raw files into splits: a cached split made by other code is stale."""
+    import hashlib
+
+    from sessbench.data import readers, sessions, srgnn_preprocess
+
+    h = hashlib.sha256()
+    for module in (readers, srgnn_preprocess, sessions):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
 def load_dataset(
     request: DatasetRequest,
     data_dir: Path | None = None,
@@ -254,7 +291,12 @@ def load_dataset(
     # The three YOOCHOOSE datasets share one prepared training list; the 1/4 and 1/64 cuts
     # are taken from it on load (a cheap slice), so the 33M-row file is prepared once.
     base = DatasetRequest(DATASETS["yoochoose"]) if d.kind == "yoochoose" else request
-    params = {"dataset": base.key, "split_days": base.definition.split_days, **base.params}
+    params = {
+        "dataset": base.key,
+        "split_days": base.definition.split_days,
+        "code": preparation_code_version(),
+        **base.params,
+    }
     split = load_or_build(
         base.key.replace("/", "_").replace(":", "_"),
         params,

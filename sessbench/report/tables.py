@@ -17,6 +17,8 @@ class Row:
     dataset: str
     model: str
     protocol: str
+    config_id: str = ""
+    label: str = ""  # the model name, with the config id when one model ran with several configs
     seeds: list[int] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)
     failed: int = 0
@@ -46,10 +48,11 @@ def headline_value(record: dict[str, Any], key: str) -> float | None:
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
-    rows: dict[tuple[str, str, str], Row] = {}
+    """One row per (dataset, model, protocol, config): only runs that differ by seed are averaged."""
+    rows: dict[tuple[str, str, str, str], Row] = {}
     for rec in records:
-        key = (rec["dataset"], rec["model"], rec.get("protocol", "validated"))
-        row = rows.setdefault(key, Row(*key))
+        key = (rec["dataset"], rec["model"], rec.get("protocol", "validated"), rec.get("config_id", ""))
+        row = rows.setdefault(key, Row(*key, label=rec["model"]))
         if rec.get("status") != "ok":
             row.failed += 1
             continue
@@ -61,7 +64,13 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
         timing = rec.get("timing", {})
         row.fit_s.append(float(timing.get("fit_s", 0.0)))
         row.predict_s.append(float(timing.get("predict_s", 0.0)))
-    return sorted(rows.values(), key=lambda r: (r.dataset, r.model != "oracle", r.model, r.protocol))
+    configs: dict[tuple[str, str, str], int] = defaultdict(int)
+    for dataset, model, protocol, _ in rows:
+        configs[(dataset, model, protocol)] += 1
+    for (dataset, model, protocol, config_id), row in rows.items():
+        if configs[(dataset, model, protocol)] > 1:
+            row.label = f"{model} [{config_id}]"
+    return sorted(rows.values(), key=lambda r: (r.dataset, r.protocol, r.model != "oracle", r.label))
 
 
 def _fmt(mean: float | None, std: float | None, n: int) -> str:
@@ -98,17 +107,17 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     rows = summarize(records)
     full = {r.dataset: is_full_dataset(records, r.dataset) for r in rows}
-    by_dataset: dict[str, dict[str, Row]] = defaultdict(dict)
+    references: dict[tuple[str, str], dict[str, Row]] = defaultdict(dict)
     for r in rows:
-        by_dataset[r.dataset][r.model] = r
+        references[(r.dataset, r.protocol)].setdefault(r.model, r)  # first config of oracle / pop
     out = []
     for r in rows:
         dataset_name = r.dataset.split(":")[0]
-        oracle = by_dataset[r.dataset].get("oracle")
-        pop = by_dataset[r.dataset].get("pop")
+        oracle = references[(r.dataset, r.protocol)].get("oracle")
+        pop = references[(r.dataset, r.protocol)].get("pop")
         entry: dict[str, Any] = {
             "dataset": r.dataset,
-            "model": r.model,
+            "model": r.label,
             "protocol": r.protocol,
             "seeds": len(r.seeds),
             "failed": r.failed,
@@ -125,11 +134,9 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             else:
                 entry[f"Δ {metric}"] = f"{100 * mean - paper:+.2f}"
         o, m = (oracle.mean("P@20") if oracle else None), r.mean("P@20")
-        entry["share of oracle P@20"] = "-" if not o or m is None or r.model == "oracle" else f"{m / o:.3f}"
+        entry["share of oracle P@20"] = "-" if not o or m is None else f"{m / o:.3f}"
         p = pop.mean("P@20") if pop else None
-        entry["normalized gain"] = (
-            "-" if not o or m is None or p is None or o == p or r.model in ("oracle", "pop") else f"{(m - p) / (o - p):.3f}"
-        )
+        entry["normalized gain"] = "-" if not o or m is None or p is None or o == p else f"{(m - p) / (o - p):.3f}"
         entry["fit s"] = f"{sum(r.fit_s) / len(r.fit_s):.1f}" if r.fit_s else "-"
         entry["predict s"] = f"{sum(r.predict_s) / len(r.predict_s):.1f}" if r.predict_s else "-"
         out.append(entry)
