@@ -247,6 +247,7 @@ def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = N
         split_seconds=int(split_days * DAY),
         min_item_support=int(p["min_item_support"]) if d.kind == "clicks" else 5,
         meta={"source_files": [s.name for s in sources]},
+        progress=progress,
     )
 
 

@@ -21,8 +21,9 @@ not). Memory stays O(clicks): no per-session Python objects, no Python loop per 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import pandas as pd
@@ -212,8 +213,11 @@ def prepare_srgnn(
     min_item_support: int = 5,
     min_session_length: int = 2,
     meta: dict[str, Any] | None = None,
+    progress: Callable[..., ContextManager[Any]] | None = None,
 ) -> Split:
     """The official SR-GNN preprocessing of a clicks table (see the module docstring).
+
+    progress: optional `progress(total=..., desc=...)` bar factory; advances once per stage.
 
     split_seconds: 86400 for YOOCHOOSE, 7 * 86400 for DIGINETICA.
     fraction: keep the last 1/fraction of the augmented training list (YOOCHOOSE 1/4, 1/64);
@@ -221,7 +225,24 @@ def prepare_srgnn(
     """
     _check_parameters(split_seconds, fraction, min_item_support, min_session_length)
     _check_clicks(clicks)
+    bar_factory = progress if progress is not None else (lambda **_: nullcontext())
+    with bar_factory(total=4, desc=f"preprocess {name}") as bar:
+        return _prepare(clicks, name, split_seconds, fraction, min_item_support, min_session_length, meta, bar)
+
+
+def _prepare(
+    clicks: pd.DataFrame,
+    name: str,
+    split_seconds: int,
+    fraction: int | None,
+    min_item_support: int,
+    min_session_length: int,
+    meta: dict[str, Any] | None,
+    bar: Any,
+) -> Split:
+    step = bar.update if bar is not None else (lambda n=1: None)
     g = _group(clicks)
+    step(1)
 
     # drop short sessions, count items over what is left, drop rare items, drop short again
     long_enough = g.lengths >= min_session_length
@@ -241,6 +262,8 @@ def prepare_srgnn(
             f"{min_item_support}+ times: the data is too small or too sparse for this preprocessing"
         )
 
+    step(1)
+
     # time split
     max_date = int(g.dates[valid].max())
     split_date = max_date - split_seconds
@@ -251,6 +274,8 @@ def prepare_srgnn(
             f"dataset '{name}' has no training session before the split date (max date - {split_seconds} s): "
             "the data spans too short a time for this split"
         )
+
+    step(1)
 
     # number items in order of first appearance in the sorted training sessions
     train_lengths = kept_lengths[train_sessions]
@@ -265,6 +290,7 @@ def prepare_srgnn(
 
     test = _test_sessions(g, kept_items, kept_starts, kept_lengths, test_sessions, number_of_code, min_session_length)
     item_ids = _item_labels(clicks, g.item_ids[first_seen])
+    step(1)
     info = {
         "dataset": name,
         "preprocessing": "srgnn",
