@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sessbench.atomic import json_default
 from sessbench.data.sessions import SessionSet, Split
 from sessbench.errors import MissingDataError, SessbenchError
 
@@ -80,16 +81,11 @@ def _version() -> str:
 
 
 def _json_default(obj: Any) -> Any:
-    """JSON for the values parameters and meta hold in practice (numpy scalars, paths, sets)."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
+    """JSON for parameters and meta: the shared conversions, and text for anything else."""
+    try:
+        return json_default(obj)
+    except TypeError:
         return str(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=repr)
-    return str(obj)
 
 
 def _canonical(obj: Any) -> str:

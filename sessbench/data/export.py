@@ -136,14 +136,7 @@ def _int_rows(values: np.ndarray, sep: int) -> tuple[np.ndarray, np.ndarray]:
         table_rows, table_keep = _token_table()
         index = values * _N_SEPS + sep
         return np.take(table_rows, index, axis=0), np.take(table_keep, index, axis=0)
-    negative = values < 0
-    magnitude = np.abs(values)
-    width = len(str(int(magnitude.max()))) + int(negative.any())
-    digits, n_digits = _divide_digits(magnitude, width)
-    text_len = n_digits + negative
-    if negative.any():
-        where = np.flatnonzero(negative)
-        digits[where, width - text_len[where]] = ord("-")
+    digits, text_len, width = _signed_digits(values)
     rows = np.empty((len(values), width + 3), dtype=np.uint8)
     keep = np.empty((len(values), width + 3), dtype=bool)
     rows[:, :width] = digits
@@ -151,6 +144,19 @@ def _int_rows(values: np.ndarray, sep: int) -> tuple[np.ndarray, np.ndarray]:
     keep[:, :width] = np.arange(width)[None, :] >= (width - text_len)[:, None]
     keep[:, width:] = _SEP_KEEP[sep]
     return rows, keep
+
+
+def _signed_digits(values: np.ndarray, min_width: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Right-aligned ASCII digits of integers, '-' included: (digits [n, width], text length [n], width)."""
+    negative = values < 0
+    magnitude = np.abs(values)
+    width = max(min_width, len(str(int(magnitude.max()))) + int(negative.any()))
+    digits, n_digits = _divide_digits(magnitude, width)
+    text_len = n_digits + negative
+    if negative.any():
+        where = np.flatnonzero(negative)
+        digits[where, width - text_len[where]] = ord("-")
+    return digits, text_len, width
 
 
 def _render_columns(*columns: tuple[np.ndarray, np.ndarray]) -> bytes:
@@ -185,14 +191,7 @@ def _render(values: np.ndarray, seps: np.ndarray) -> bytes:
         table_rows, table_keep = _token_table()
     else:
         large = np.flatnonzero(~small)
-        negative = values[large] < 0
-        magnitude = np.abs(values[large])
-        width = max(_LUT_WIDTH, len(str(int(magnitude.max()))) + int(negative.any()))
-        digits, n_digits = _divide_digits(magnitude, width)
-        text_len = n_digits + negative
-        if negative.any():
-            where = np.flatnonzero(negative)
-            digits[where, width - text_len[where]] = ord("-")
+        digits, text_len, width = _signed_digits(values[large], min_width=_LUT_WIDTH)
         big_rows = np.empty((len(large), width + 3), dtype=np.uint8)
         big_keep = np.empty((len(large), width + 3), dtype=bool)
         big_rows[:, :width] = digits
