@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from sessbench.atomic import atomic_file
 from sessbench.data.sessions import Batch, Examples
 from sessbench.errors import SessbenchError
 from sessbench.models import SessionRecommender
+from sessbench.progress import ProgressFactory, open_bar
 
 KS: tuple[int, ...] = (5, 10, 20)
 #: short group: prefix length <= SHORT_MAX_LENGTH; long group: longer prefixes
@@ -37,7 +37,6 @@ SHORT_MAX_LENGTH = 5
 SCORE_BYTES_BUDGET = 256 * 1024**2
 MAX_AUTO_BATCH = 4096
 
-ProgressFactory = Callable[..., ContextManager[Any]]
 
 # ---------------------------------------------------------------------------- expected metrics
 
@@ -386,8 +385,7 @@ def evaluate_scores_fn(
     predict_s = 0.0
     work: torch.Tensor | None = None
 
-    bar_factory = progress if progress is not None else (lambda **_: nullcontext())
-    with bar_factory(total=examples.n_batches(bs), desc="evaluate") as bar, torch.no_grad():
+    with open_bar(progress, examples.n_batches(bs), "evaluate") as bar, torch.no_grad():
         for b, batch in enumerate(examples.iter_batches(bs)):
             rows = batch.example_index
             start = time.perf_counter()
@@ -406,8 +404,7 @@ def evaluate_scores_fn(
             covered[top_cpu.flatten()] = True
             if pop_norm is not None:
                 popularity[rows] = pop_norm[top_cpu].mean(dim=1).numpy()
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
 
     ranks = RankCounts(greater, equal, examples.prefix_lengths)
     metrics = metrics_from_counts(greater, equal, ks)

@@ -22,39 +22,11 @@ import torch
 
 from sessbench.data.sessions import Batch, TrainingData
 from sessbench.errors import UnknownNameError
+from sessbench.progress import ProgressFactory, null_progress
 
 ENTRY_POINT_GROUP = "sessbench.models"
 
 # ---------------------------------------------------------------------------- context
-
-
-class ProgressBar:
-    """The minimal progress-bar protocol a model may use (tqdm satisfies it)."""
-
-    def update(self, n: int = 1) -> None: ...  # pragma: no cover - protocol
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...  # pragma: no cover
-    def close(self) -> None: ...  # pragma: no cover
-
-
-class _NullBar(ProgressBar):
-    def __enter__(self) -> "_NullBar":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def null_progress(total: int | None = None, desc: str = "") -> Any:
-    return _NullBar()
 
 
 EpochMetrics = dict[str, float]
@@ -82,7 +54,7 @@ class FitContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("sessbench.model"))
-    progress: Callable[..., ContextManager[Any]] = null_progress
+    progress: ProgressFactory = null_progress
     time_budget_s: float | None = None
     evaluate: Callable[["SessionRecommender"], EpochMetrics] | None = None
     selection_metric: str = "P@20"

@@ -31,7 +31,8 @@ from sessbench.data.registry import DatasetRequest, LoadedDataset, dataset_stats
 from sessbench.data.sessions import Examples, Split
 from sessbench.environment import environment_info
 from sessbench.evaluation import EvaluationResult, evaluate_model
-from sessbench.models import FitContext, SessionRecommender, get_model, null_progress
+from sessbench.models import FitContext, SessionRecommender, get_model
+from sessbench.progress import ProgressFactory, null_progress
 from sessbench.results import is_finished, ranks_path, write_record
 from sessbench.training import resolve_device
 
@@ -191,7 +192,7 @@ class Runner:
     cache_dir: Path | None = None
     force_prepare: bool = False
     resume: bool = False
-    progress: Callable[..., Any] = null_progress
+    progress: ProgressFactory = null_progress
     command: str = field(default_factory=lambda: shlex.join(["sessbench", *sys.argv[1:]]))
     _datasets: dict[str, LoadedDataset] = field(default_factory=dict)
 

@@ -25,10 +25,9 @@ Generic logs with non-integer ids keep their raw labels in `frame.attrs["session
 from __future__ import annotations
 
 import re
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,8 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from sessbench.errors import DataFormatError, MissingDataError
-
-ProgressFactory = Callable[..., ContextManager[Any]]
+from sessbench.progress import ProgressFactory, open_bar
 
 YOOCHOOSE_FILE = "yoochoose-clicks.dat"
 YOOCHOOSE_LABEL = "YOOCHOOSE (RecSys Challenge 2015)"
@@ -188,8 +186,7 @@ def _stream_read(
     options = pacsv.ConvertOptions(column_types=types, include_columns=list(convert))
     capacity = _capacity(layout.path)
     out = {name: np.empty(capacity, dtype=np.int64) for name in convert}
-    bar_factory = progress if progress is not None else (lambda **_: nullcontext())
-    with bar_factory(total=int(capacity / 1.5), desc=f"read {layout.path.name}") as bar:
+    with open_bar(progress, int(capacity / 1.5), f"read {layout.path.name}") as bar:
         return _stream_batches(layout, read_options, options, convert, capacity, out, bar)
 
 
@@ -217,8 +214,7 @@ def _stream_batches(
             for name, fn in convert.items():
                 out[name][rows : rows + size] = fn(batch.column(name))
             rows += size
-            if bar is not None:
-                bar.update(size)
+            bar.update(size)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
         return None, rows
     return {name: values[:rows] for name, values in out.items()}, rows

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from sessbench.data.readers import DIGINETICA_FILE, DIGINETICA_URL, YOOCHOOSE_FILE, YOOCHOOSE_URL
 from sessbench.data.sessions import Split
+from sessbench.data.srgnn_preprocess import DAY_SECONDS
 from sessbench.errors import ConfigError, SessbenchError, UnknownNameError
 
-DAY = 86_400
-YOOCHOOSE_URL = "https://recsys.acm.org/recsys15/challenge/"
-DIGINETICA_URL = "https://competitions.codalab.org/competitions/11161"
 
 
 @dataclass(frozen=True)
@@ -54,21 +53,21 @@ DATASETS: dict[str, DatasetDef] = {
     for d in [
         DatasetDef(
             "yoochoose64", "YOOCHOOSE, last 1/64 of the SR-GNN training prefixes", "yoochoose",
-            "Yoochoose 1/64", "yoochoose-clicks.dat", YOOCHOOSE_URL, 1, 64,
+            "Yoochoose 1/64", YOOCHOOSE_FILE, YOOCHOOSE_URL, 1, 64,
             PaperStats(557_248, 369_859, 55_898, 16_766, 6.16),
         ),
         DatasetDef(
             "yoochoose4", "YOOCHOOSE, last 1/4 of the SR-GNN training prefixes", "yoochoose",
-            "Yoochoose 1/4", "yoochoose-clicks.dat", YOOCHOOSE_URL, 1, 4,
+            "Yoochoose 1/4", YOOCHOOSE_FILE, YOOCHOOSE_URL, 1, 4,
             PaperStats(8_326_407, 5_917_745, 55_898, 29_618, 5.71),
         ),
         DatasetDef(
             "yoochoose", "YOOCHOOSE, the whole SR-GNN training list (no cut)", "yoochoose",
-            "Yoochoose", "yoochoose-clicks.dat", YOOCHOOSE_URL, 1, None, None,
+            "Yoochoose", YOOCHOOSE_FILE, YOOCHOOSE_URL, 1, None, None,
         ),
         DatasetDef(
             "diginetica", "DIGINETICA, SR-GNN preprocessing (7-day test period)", "diginetica",
-            "Diginetica", "train-item-views.csv", DIGINETICA_URL, 7, None,
+            "Diginetica", DIGINETICA_FILE, DIGINETICA_URL, 7, None,
             PaperStats(982_961, 719_470, 60_858, 43_097, 5.12),
         ),
         DatasetDef(
@@ -244,7 +243,7 @@ def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = N
     return prepare_srgnn(
         clicks,
         name="yoochoose" if d.kind == "yoochoose" else d.name,
-        split_seconds=int(split_days * DAY),
+        split_seconds=int(split_days * DAY_SECONDS),
         min_item_support=int(p["min_item_support"]) if d.kind == "clicks" else 5,
         meta={"source_files": [s.name for s in sources]},
         progress=progress,

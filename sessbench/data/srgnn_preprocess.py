@@ -21,15 +21,15 @@ not). Memory stays O(clicks): no per-session Python objects, no Python loop per 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sessbench.data.sessions import SessionSet, Split
 from sessbench.errors import ConfigError, SessbenchError
+from sessbench.progress import ProgressFactory, open_bar
 
 DAY_SECONDS = 86_400
 REQUIRED_COLUMNS = ("session", "item", "seq", "time")
@@ -213,7 +213,7 @@ def prepare_srgnn(
     min_item_support: int = 5,
     min_session_length: int = 2,
     meta: dict[str, Any] | None = None,
-    progress: Callable[..., ContextManager[Any]] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> Split:
     """The official SR-GNN preprocessing of a clicks table (see the module docstring).
 
@@ -225,8 +225,7 @@ def prepare_srgnn(
     """
     _check_parameters(split_seconds, fraction, min_item_support, min_session_length)
     _check_clicks(clicks)
-    bar_factory = progress if progress is not None else (lambda **_: nullcontext())
-    with bar_factory(total=4, desc=f"preprocess {name}") as bar:
+    with open_bar(progress, 4, f"preprocess {name}") as bar:
         return _prepare(clicks, name, split_seconds, fraction, min_item_support, min_session_length, meta, bar)
 
 
@@ -240,7 +239,7 @@ def _prepare(
     meta: dict[str, Any] | None,
     bar: Any,
 ) -> Split:
-    step = bar.update if bar is not None else (lambda n=1: None)
+    step = bar.update
     g = _group(clicks)
     step(1)
 

@@ -61,9 +61,8 @@ The defaults were calibrated with ``sessbench.calibration`` (``sessbench bench s
 non-first clicks revisit an item of the session), 24 intents with 4-6 intents per item, a weak
 local structure (3 successors, local_weight 0.2) and repeat_prob 0.15. On seed 0 the oracle
 reaches P@20 64.4, POP 24.5 (share 0.38), S-POP 38.0 and the first-order transition counts
-43.6, a normalized gain of 0.48, whereas a small GRU-with-attention model trained for 3 CPU
-minutes on the same training prefixes reaches 0.68: the history beyond the last click carries
-signal that is learnable at this size. Earlier calibrations taught what to avoid: intents that
+43.6, a normalized gain of 0.48: the history beyond the last click carries signal the oracle
+uses and a first-order model cannot. Earlier calibrations taught what to avoid: intents that
 are sparse first-order chains (a transition-count predictor then beats sequence models), no
 revisits (S-POP then equals POP) and intents so broad that POP gets close to the oracle.
 """
