@@ -52,24 +52,56 @@ def default_config_dir() -> Path:
     return repo if repo.is_dir() else Path("configs")
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping with the safe loader, with errors that name the file and line."""
+#: key path (tuple of keys from the top) -> 1-based line, for error messages
+KeyLines = dict[tuple[str, ...], int]
+
+
+def _key_lines(node: Any, prefix: tuple[str, ...] = (), out: KeyLines | None = None) -> KeyLines:
+    """Where each key of a composed YAML document sits (mappings only; lists are leaves)."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = (*prefix, str(key_node.value))
+            out[key] = key_node.start_mark.line + 1
+            _key_lines(value_node, key, out)
+    return out
+
+
+def where(source: str, lines: KeyLines | None, *key: str) -> str:
+    """`source, line N` for a key path when its line is known, else `source`."""
+    line = (lines or {}).get(tuple(key))
+    return f"{source}, line {line}" if line else source
+
+
+def read_yaml_lines(path: Path) -> tuple[dict[str, Any], KeyLines]:
+    """Read a YAML mapping with the safe loader, plus the line of every key (for errors)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}. Check the path given to --config."
+        ) from None
     try:
         data = yaml.safe_load(text)
+        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
+        at = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: invalid YAML ({problem}). Fix the syntax there.") from None
+        raise ConfigError(f"{path}{at}: invalid YAML ({problem}). Fix the syntax there.") from None
     if data is None:
-        return {}
+        return {}, {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level")
-    return data
+        raise ConfigError(
+            f"{path}: expected a mapping of keys to values at the top level, got a "
+            f"{type(data).__name__}. Write one 'key: value' per line."
+        )
+    return data, lines
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader, with errors that name the file and line."""
+    return read_yaml_lines(path)[0]
 
 
 def _did_you_mean(key: str, known: list[str]) -> str:
@@ -77,44 +109,80 @@ def _did_you_mean(key: str, known: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def validate_experiment(data: dict[str, Any], source: str) -> dict[str, Any]:
-    """Check keys and types of an experiment mapping; fill defaults."""
+def _example(key: str) -> str:
+    return {
+        "models": "models: [pop, s-pop]", "datasets": "datasets: [synthetic, diginetica]",
+        "dataset_params": "dataset_params: {test_days: 7}", "seeds": "seeds: [0, 1, 2]",
+        "protocol": "protocol: validated", "validation_fraction": "validation_fraction: 0.1",
+        "device": "device: auto", "data_dir": "data_dir: ~/data", "cache_dir": "cache_dir: ~/.cache/sessbench",
+        "runs_dir": "runs_dir: runs", "time_budget_s": "time_budget_s: 3600", "eval_batch_size": "eval_batch_size: 512",
+        "params": "params: {srgnn: {epochs: 10}}",
+    }.get(key, f"{key}: ...")
+
+
+def validate_experiment(data: dict[str, Any], source: str, lines: KeyLines | None = None) -> dict[str, Any]:
+    """Check keys, types and ranges of an experiment mapping (the schema is EXPERIMENT_KEYS); fill defaults.
+
+    Every error names the file, the line of the key and an example of a valid value.
+    """
     out: dict[str, Any] = {}
+
+    def fail(key: str, problem: str, *path: str) -> ConfigError:
+        return ConfigError(f"{where(source, lines, *(path or (key,)))}: {problem}. Write it like '{_example(key)}'.")
+
     for key, value in data.items():
+        key = str(key)
         if key not in EXPERIMENT_KEYS:
             raise ConfigError(
-                f"{source}: unknown key '{key}'.{_did_you_mean(key, list(EXPERIMENT_KEYS))} "
+                f"{where(source, lines, key)}: unknown key '{key}'.{_did_you_mean(key, list(EXPERIMENT_KEYS))} "
                 f"Valid keys: {', '.join(EXPERIMENT_KEYS)}."
             )
         types, _ = EXPERIMENT_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise ConfigError(f"{source}: key '{key}' must be {names}, got {type(value).__name__} ({value!r})")
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise fail(key, f"key '{key}' must be {names}, got {type(value).__name__} ({value!r})")
         out[key] = value
     for key, (_, default) in EXPERIMENT_KEYS.items():
         out.setdefault(key, default)
     if out["protocol"] not in PROTOCOLS:
-        raise ConfigError(f"{source}: protocol must be one of {PROTOCOLS}, got '{out['protocol']}'")
+        raise fail("protocol", f"protocol must be one of {', '.join(PROTOCOLS)}, got '{out['protocol']}'")
     if not 0 <= float(out["validation_fraction"]) < 1:
-        raise ConfigError(f"{source}: validation_fraction must be in [0, 1), got {out['validation_fraction']}")
+        raise fail("validation_fraction", f"validation_fraction must be in [0, 1), got {out['validation_fraction']}")
+    if out["time_budget_s"] is not None and out["time_budget_s"] <= 0:
+        raise fail("time_budget_s", f"time_budget_s must be a positive number of seconds, got {out['time_budget_s']}")
+    if out["eval_batch_size"] is not None and out["eval_batch_size"] < 1:
+        raise fail("eval_batch_size", f"eval_batch_size must be a positive integer, got {out['eval_batch_size']}")
     if isinstance(out["datasets"], str):
         out["datasets"] = [out["datasets"]]
+    if not out["datasets"] or not all(isinstance(d, str) and d for d in out["datasets"]):
+        raise fail("datasets", f"datasets must be a non-empty list of dataset names, got {out['datasets']!r}")
     if isinstance(out["seeds"], int):
         out["seeds"] = [out["seeds"]]
-    if not all(isinstance(s, int) and not isinstance(s, bool) for s in out["seeds"]):
-        raise ConfigError(f"{source}: seeds must be a list of integers, got {out['seeds']!r}")
+    if not out["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in out["seeds"]):
+        raise fail("seeds", f"seeds must be a non-empty list of integers, got {out['seeds']!r}")
     if isinstance(out["models"], list):
-        out["models"] = ",".join(str(m) for m in out["models"])
+        if not out["models"] or not all(isinstance(m, str) and m for m in out["models"]):
+            raise fail("models", f"models must be a name, a group or a list of names, got {out['models']!r}")
+        out["models"] = ",".join(out["models"])
+    for name, value in out["dataset_params"].items():
+        if isinstance(value, (dict, list)):
+            raise fail("dataset_params", f"dataset_params.{name} must be a single value, got {value!r}",
+                       "dataset_params", str(name))
     for model, params in out["params"].items():
         if not isinstance(params, dict):
-            raise ConfigError(f"{source}: params.{model} must be a mapping of hyperparameters")
+            raise fail("params", f"params.{model} must be a mapping of hyperparameters, got {params!r}",
+                       "params", str(model))
     return out
 
 
 def load_experiment(path: Path | None) -> dict[str, Any]:
+    """The experiment file validated against the schema (defaults when no file is given)."""
     if path is None:
         return validate_experiment({}, "defaults")
-    return validate_experiment(read_yaml(Path(path)), str(path))
+    data, lines = read_yaml_lines(Path(path))
+    out = validate_experiment(data, str(path), lines)
+    out["_source"], out["_lines"] = str(path), lines  # for errors found later (ParamResolver)
+    return out
 
 
 def parse_set_options(values: list[str]) -> dict[str, dict[str, Any]]:
@@ -143,13 +211,18 @@ def allowed_params(spec: ModelSpec) -> set[str] | None:
     return names
 
 
-def _check_params(spec: ModelSpec, params: dict[str, Any], source: str) -> None:
+def _check_params(
+    spec: ModelSpec, params: dict[str, Any], source: str, lines: KeyLines | None = None, path: tuple[str, ...] = ()
+) -> None:
+    """Keys and types of one layer of hyperparameters against the model's registered defaults."""
     allowed = allowed_params(spec)
     for key, value in params.items():
+        key = str(key)
+        at = where(source, lines, *path, key)
         if allowed is not None and key not in allowed:
             valid = ", ".join(sorted(allowed)) or "none"
             raise ConfigError(
-                f"{source}: model '{spec.name}' has no hyperparameter '{key}'."
+                f"{at}: model '{spec.name}' has no hyperparameter '{key}'."
                 f"{_did_you_mean(key, sorted(allowed))} Valid: {valid}."
             )
         default = spec.defaults.get(key)
@@ -160,56 +233,99 @@ def _check_params(spec: ModelSpec, params: dict[str, Any], source: str) -> None:
             ok = False
         if not ok:
             raise ConfigError(
-                f"{source}: {spec.name}.{key} must be {type(default).__name__} "
-                f"(default {default!r}), got {type(value).__name__} ({value!r})"
+                f"{at}: {spec.name}.{key} must be {type(default).__name__} "
+                f"(default {default!r}), got {type(value).__name__} ({value!r}). "
+                f"Write it like '{key}: {default!r}'."
             )
+
+
+MODEL_FILE_KEYS = ("defaults", "datasets", "description", "source")
 
 
 @dataclass
 class ParamResolver:
-    """Resolves a model's hyperparameters for a dataset (see the module docstring)."""
+    """Resolves a model's hyperparameters for a dataset (see the module docstring).
+
+    experiment_source / experiment_lines: the `--config` file and its key lines, so that errors
+    in its `params:` point at the line.
+    """
 
     config_dir: Path = field(default_factory=default_config_dir)
     experiment_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     cli_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    experiment_source: str = "--config"
+    experiment_lines: KeyLines = field(default_factory=dict)
+    _files: dict[str, tuple[dict[str, Any], KeyLines]] = field(default_factory=dict, repr=False)
 
-    def model_file(self, model: str) -> dict[str, Any]:
+    def model_file_lines(self, model: str) -> tuple[dict[str, Any], KeyLines]:
+        """`configs/models/<model>.yaml` checked against its schema, and its key lines."""
+        if model in self._files:
+            return self._files[model]
         path = self.config_dir / "models" / f"{model}.yaml"
         if not path.is_file():
-            return {}
-        data = read_yaml(path)
-        unknown = set(data) - {"defaults", "datasets", "description", "source"}
-        if unknown:
-            raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; valid: defaults, datasets")
-        return data
+            return {}, {}
+        data, lines = read_yaml_lines(path)
+        for key, value in data.items():
+            if key not in MODEL_FILE_KEYS:
+                raise ConfigError(
+                    f"{where(str(path), lines, str(key))}: unknown top-level key '{key}'."
+                    f"{_did_you_mean(str(key), list(MODEL_FILE_KEYS))} Valid: {', '.join(MODEL_FILE_KEYS)}."
+                )
+            if key in ("defaults", "datasets") and value is not None and not isinstance(value, dict):
+                raise ConfigError(
+                    f"{where(str(path), lines, key)}: '{key}' must be a mapping, got {type(value).__name__}. "
+                    f"Write it like '{key}: {{hidden_size: 100}}'" + (" per dataset name." if key == "datasets" else ".")
+                )
+        from sessbench.data.registry import DATASETS
+
+        for name, layer in (data.get("datasets") or {}).items():
+            if str(name) not in DATASETS:
+                raise ConfigError(
+                    f"{where(str(path), lines, 'datasets', str(name))}: unknown dataset '{name}'."
+                    f"{_did_you_mean(str(name), list(DATASETS))} Known datasets: {', '.join(DATASETS)}."
+                )
+            if layer is not None and not isinstance(layer, dict):
+                raise ConfigError(
+                    f"{where(str(path), lines, 'datasets', str(name))}: datasets.{name} must be a mapping of "
+                    f"hyperparameters, got {type(layer).__name__}. Write it like '{name}: {{epochs: 10}}'."
+                )
+        self._files[model] = (data, lines)
+        return data, lines
+
+    def model_file(self, model: str) -> dict[str, Any]:
+        return self.model_file_lines(model)[0]
 
     def resolve(self, spec: ModelSpec, dataset: str) -> dict[str, Any]:
         """Hyperparameters for `spec` on `dataset` (a dataset name such as 'yoochoose64')."""
-        path = self.config_dir / "models" / f"{spec.name}.yaml"
-        data = self.model_file(spec.name)
-        layers = [
-            (str(path) + ":defaults", data.get("defaults") or {}),
-            (f"{path}:datasets.{dataset}", (data.get("datasets") or {}).get(dataset) or {}),
-            ("--config params", self.experiment_params.get(spec.name, {})),
-            ("--set", self.cli_params.get(spec.name, {})),
+        path = str(self.config_dir / "models" / f"{spec.name}.yaml")
+        data, lines = self.model_file_lines(spec.name)
+        exp_lines = self.experiment_lines
+        layers: list[tuple[str, KeyLines | None, tuple[str, ...], Any]] = [
+            (path, lines, ("defaults",), data.get("defaults") or {}),
+            (path, lines, ("datasets", dataset), (data.get("datasets") or {}).get(dataset) or {}),
+            (self.experiment_source, exp_lines, ("params", spec.name), self.experiment_params.get(spec.name, {})),
+            ("--set", None, (), self.cli_params.get(spec.name, {})),
         ]
         params = dict(spec.defaults)
-        for source, layer in layers:
+        for source, key_lines, prefix, layer in layers:
             if not isinstance(layer, dict):
-                raise ConfigError(f"{source}: expected a mapping of hyperparameters")
-            _check_params(spec, layer, source)
+                raise ConfigError(f"{where(source, key_lines, *prefix)}: expected a mapping of hyperparameters")
+            _check_params(spec, layer, source, key_lines, prefix)
             params.update(layer)
         return params
 
     def check_all(self, specs: list[ModelSpec], datasets: list[str]) -> None:
         """Validate every layer for every (model, dataset) before any run starts."""
         known = {s.name for s in specs}
-        for source, layer in (("--config params", self.experiment_params), ("--set", self.cli_params)):
+        for source, lines, layer in (
+            (self.experiment_source, self.experiment_lines, self.experiment_params), ("--set", None, self.cli_params)
+        ):
             for model in layer:
                 if model not in known:
                     raise ConfigError(
-                        f"{source}: parameters given for model '{model}', which is not in this run "
-                        f"(models: {', '.join(sorted(known))})"
+                        f"{where(source, lines, 'params', model) if lines else source}: parameters given for model "
+                        f"'{model}', which is not in this run (models: {', '.join(sorted(known))})."
+                        f"{_did_you_mean(model, sorted(known))} Add it to --models or remove its parameters."
                     )
         for spec in specs:
             for ds in datasets:

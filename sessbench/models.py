@@ -215,15 +215,18 @@ def model_groups() -> dict[str, list[str]]:
     return groups
 
 
+def _unknown_hint() -> str:
+    """Where to look, plus the plugins that failed to import (the model may live in one)."""
+    hint = "Run 'sessbench models' to list them."
+    if _PLUGIN_ERRORS:
+        hint += " Plugins that failed to import: " + "; ".join(f"{k}: {v}" for k, v in _PLUGIN_ERRORS.items())
+    return hint
+
+
 def get_model(name: str) -> ModelSpec:
     models = registered_models()
     if name not in models:
-        hint = "Run 'sessbench models' to list them."
-        if _PLUGIN_ERRORS:
-            hint += " Plugins that failed to import: " + "; ".join(
-                f"{k}: {v}" for k, v in _PLUGIN_ERRORS.items()
-            )
-        raise UnknownNameError("model", name, models, hint)
+        raise UnknownNameError("model", name, models, _unknown_hint())
     return models[name]
 
 
@@ -240,7 +243,5 @@ def resolve_models(spec: str) -> list[str]:
         elif token in groups:
             names.extend(groups[token])
         else:
-            raise UnknownNameError(
-                "model or group", token, [*models, *groups], "Run 'sessbench models' to list them."
-            )
+            raise UnknownNameError("model or group", token, [*models, *groups], _unknown_hint())
     return list(dict.fromkeys(names))

@@ -3,6 +3,9 @@
 A record is the public contract between runs and reports (documented in the README):
 
     schema_version, run_id, model, dataset, seed, protocol, status ("ok" | "failed"),
+    error     (failed) {"type", "message", "traceback", "reason"}; reason "exception",
+              "out_of_memory", "timeout", "worker_died" or "insufficient_memory"
+    worker    {"host", "pid", "executor"}: where it ran; attempts (process-isolated runs)
     metrics   {"P@5": .., "MRR@20": .., "NDCG@20": .., "coverage@20": .., ...}  fractions in [0, 1]
     groups    {"short": {...}, "long": {...}}   same keys, prefix length <= 5 / > 5
     n_examples {"all", "short", "long"}
@@ -65,6 +68,37 @@ def iter_records(runs_dir: Path) -> Iterator[dict[str, Any]]:
         if rec is not None:
             rec.setdefault("_path", str(path))
             yield rec
+
+
+#: fields that differ between two executions of the same run (when, where, how long)
+VOLATILE_KEYS = frozenset({
+    "timing", "peak_memory_mb", "memory_at_start_mb", "peak_gpu_memory_mb", "started_at", "finished_at",
+    "command", "worker", "attempts", "_path",
+})
+
+
+def _drop_seconds(value: Any) -> Any:
+    """Per-epoch logs and fit summaries without their wall-clock entries (keys ending in `_s`, `seconds`)."""
+    if isinstance(value, dict):
+        return {k: _drop_seconds(v) for k, v in value.items() if not (k.endswith("_s") or k == "seconds")}
+    if isinstance(value, list):
+        return [_drop_seconds(v) for v in value]
+    return value
+
+
+def comparable_record(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without what legitimately varies between identical runs (timing, host, pid).
+
+    Two executions of one run on the same machine (say an uninterrupted grid and a killed one
+    resumed) give equal comparable records; tests and users check resumes with it.
+    """
+    out = {k: v for k, v in record.items() if k not in VOLATILE_KEYS}
+    if isinstance(out.get("environment"), dict):  # versions stay; how many threads ran it does not
+        out["environment"] = {k: v for k, v in out["environment"].items() if k not in ("torch_threads",)}
+    for key in ("epochs", "fit_summary"):
+        if key in out:
+            out[key] = _drop_seconds(out[key])
+    return out
 
 
 def is_finished(runs_dir: Path, run_id: str) -> bool:

@@ -1,10 +1,20 @@
 """The plan of runs and their execution.
 
 A run is one (model, dataset, seed, protocol, hyperparameters) combination. `plan_runs` turns
-the command line and configs into `RunSpec`s with stable ids; `Runner` executes them one at a
-time in this process, writing one record per run (see `sessbench.results`). Finished records
-are never rewritten by `--resume`, and a failing model becomes a `failed` record while the grid
-goes on.
+the command line and configs into `RunSpec`s with stable ids; `Runner` executes them, writing
+one record per run (see `sessbench.results`). Finished records are never rewritten by
+`--resume`, and a failing model becomes a `failed` record (with the reason: exception, out of
+memory, timeout, worker died) while the grid goes on.
+
+Where runs execute is the executor's business (`sessbench.executors`): in this process (the
+default), in a local process pool (`--jobs N`, needed for `--timeout`), or on a Dask cluster.
+Whatever the executor, `Runner.run`:
+1. removes temp files that killed writers left in the runs directory;
+2. prepares every dataset of the plan and checks that each run fits the device's memory, so bad
+   input stops the grid before any training (`SessbenchError`, exit code 2);
+3. claims each run (`sessbench.claims`) before it starts, so two `sessbench run` processes on
+   one runs directory neither corrupt each other nor run one run twice at once, and comes back
+   at the end to runs that another process held.
 """
 
 from __future__ import annotations
@@ -12,12 +22,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import shlex
+import socket
 import sys
 import threading
 import time
 import traceback
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,19 +42,30 @@ import numpy as np
 import torch
 
 from sessbench.atomic import remove_stale_temp_files
+from sessbench.claims import DEFAULT_STALE_AFTER_S, Claims, describe
 from sessbench.data.registry import DatasetRequest, LoadedDataset, dataset_stats, load_dataset
 from sessbench.data.sessions import Examples, Split
 from sessbench.environment import environment_info
 from sessbench.evaluation import EvaluationResult, evaluate_model
+from sessbench.faults import failpoint
 from sessbench.models import FitContext, SessionRecommender, get_model
 from sessbench.progress import ProgressFactory, null_progress
-from sessbench.results import is_finished, ranks_path, write_record
+from sessbench.results import is_finished, ranks_path, read_record, record_path, write_record
 from sessbench.training import resolve_device
 
 ORACLE = "oracle"
 #: on synthetic data the normalized gain needs POP; it is added as a reference when not asked for
 REFERENCE_MODEL = "pop"
+#: seconds between checks on runs that another process holds
+CLAIM_POLL_S = 0.5
 log = logging.getLogger("sessbench.runner")
+
+#: `error.reason` of a failed record
+REASON_EXCEPTION = "exception"
+REASON_OUT_OF_MEMORY = "out_of_memory"
+REASON_TIMEOUT = "timeout"
+REASON_WORKER_DIED = "worker_died"
+REASON_INSUFFICIENT_MEMORY = "insufficient_memory"
 
 
 def _digest(obj: Any) -> str:
@@ -182,11 +208,49 @@ def _metrics_entry(result: EvaluationResult) -> dict[str, Any]:
     return {"metrics": result.metrics, "groups": result.groups, "n_examples": result.n_examples}
 
 
+def failure_reason(exc: BaseException) -> str:
+    """`out_of_memory` for allocation failures (host or CUDA), else `exception`."""
+    if isinstance(exc, MemoryError):
+        return REASON_OUT_OF_MEMORY
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return REASON_OUT_OF_MEMORY
+    if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():
+        return REASON_OUT_OF_MEMORY
+    return REASON_EXCEPTION
+
+
+def failed_record(
+    base: dict[str, Any], reason: str, error_type: str, message: str, traceback_text: str = ""
+) -> dict[str, Any]:
+    """A `failed` record: the run's identity plus what went wrong and why."""
+    return {
+        **base,
+        "status": "failed",
+        "error": {"type": error_type, "message": message, "traceback": traceback_text, "reason": reason},
+        "finished_at": _now(),
+    }
+
+
+def worker_info(kind: str) -> dict[str, Any]:
+    """Where a run executed (records of a cluster grid say which machine ran what)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "executor": kind}
+
+
 # ---------------------------------------------------------------------------- runner
 
 
 @dataclass
 class Runner:
+    """Executes a plan (see the module docstring).
+
+    executor: where runs execute (`sessbench.executors`); None runs them in this process.
+    check_memory: estimate each run's memory before training and refuse runs that cannot fit.
+    claim_stale_after_s: a claim not refreshed for this long counts as abandoned.
+    worker_kind: written to each record's `worker.executor`.
+    keep_datasets: keep loaded datasets in memory for the next run (False in one-run workers).
+    """
+
     runs_dir: Path
     data_dir: Path | None = None
     cache_dir: Path | None = None
@@ -194,36 +258,168 @@ class Runner:
     resume: bool = False
     progress: ProgressFactory = null_progress
     command: str = field(default_factory=lambda: shlex.join(["sessbench", *sys.argv[1:]]))
+    executor: Any = None
+    check_memory: bool = True
+    claim_stale_after_s: float = DEFAULT_STALE_AFTER_S
+    worker_kind: str = "local"
+    keep_datasets: bool = True
     _datasets: dict[str, LoadedDataset] = field(default_factory=dict)
 
     def dataset(self, request: DatasetRequest) -> LoadedDataset:
-        if request.key not in self._datasets:
-            log.info("preparing dataset %s", request.key)
-            self._datasets[request.key] = load_dataset(
-                request, self.data_dir, self.cache_dir, self.force_prepare, logger=log, progress=self.progress
-            )
-        return self._datasets[request.key]
+        if request.key in self._datasets:
+            return self._datasets[request.key]
+        log.info("preparing dataset %s", request.key)
+        loaded = load_dataset(
+            request, self.data_dir, self.cache_dir, self.force_prepare, logger=log, progress=self.progress
+        )
+        if self.keep_datasets:
+            self._datasets[request.key] = loaded
+        return loaded
 
+    # ------------------------------------------------------------------ the grid
     def run(self, plan: Iterable[RunSpec], on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         """Execute every run of `plan`; returns the records written (skipped runs excluded)."""
+        from sessbench.executors import InProcessExecutor
+
+        plan = list(plan)
+        self.runs_dir = Path(self.runs_dir)
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
         for path in remove_stale_temp_files(self.runs_dir):
             log.info("removed %s, left by a killed run", path.name)
-        records = []
+        for run_id in Claims(self.runs_dir, stale_after_s=self.claim_stale_after_s).sweep():
+            log.info("removed the claim on %s, left by a killed process", run_id)
+        todo = []
         for spec in plan:
             if self.resume and is_finished(self.runs_dir, spec.run_id):
                 log.info("skip %s (finished; --resume)", spec.run_id)
-                continue
-            record = self.run_one(spec)
-            write_record(self.runs_dir, record)
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
+            else:
+                todo.append(spec)
+        if not todo:
+            return []
+        executor = self.executor if self.executor is not None else InProcessExecutor()
+        executor.start(self, todo)
+        try:
+            executor.prepare(self, todo)
+            with Claims(self.runs_dir, stale_after_s=self.claim_stale_after_s) as claims:
+                try:
+                    return self._drive(todo, executor, claims, on_record)
+                finally:
+                    executor.close()  # stop run processes before their claims are released
+        finally:
+            executor.close()
+
+    def prepare(self, plan: list[RunSpec], keep: bool = True) -> None:
+        """Prepare each dataset of `plan` (or load it from the cache) and check memory, before any run.
+
+        keep=False drops each split after its check (the runs load it themselves elsewhere).
+        """
+        for device in dict.fromkeys(spec.settings.device for spec in plan):
+            resolve_device(device)  # a device this machine lacks is an error before any preparation
+        by_dataset: dict[str, list[RunSpec]] = {}
+        for spec in plan:
+            by_dataset.setdefault(spec.dataset.key, []).append(spec)
+        for specs in by_dataset.values():
+            request = specs[0].dataset
+            loaded = self.dataset(request) if keep else load_dataset(
+                request, self.data_dir, self.cache_dir, self.force_prepare, logger=log, progress=self.progress
+            )
+            if self.check_memory:
+                self.check_run_memory(specs, loaded.split.n_items)
+
+    def check_run_memory(self, specs: list[RunSpec], n_items: int) -> None:
+        from sessbench.memory import check_memory, estimate_run_memory
+
+        estimates = []
+        for spec in specs:
+            cls = None if spec.model == ORACLE else get_model(spec.model).cls
+            estimates.append(estimate_run_memory(
+                spec.model, cls, spec.params, n_items, spec.dataset.key,
+                resolve_device(spec.settings.device), spec.settings.eval_batch_size,
+            ))
+        check_memory(estimates)
+
+    def _drive(
+        self,
+        specs: list[RunSpec],
+        executor: Any,
+        claims: Claims,
+        on_record: Callable[[dict[str, Any]], None] | None,
+    ) -> list[dict[str, Any]]:
+        """Claim, submit and collect runs; come back to runs held by other processes at the end."""
+        grid_start = time.time()
+        records: list[dict[str, Any]] = []
+        pending: deque[RunSpec] = deque(specs)
+        waiting: list[RunSpec] = []  # claimed by another live process
+        waited: set[str] = set()
+        in_flight: dict[Future, RunSpec] = {}
+        capacity = executor.capacity
+        while pending or in_flight or waiting:
+            while pending and (capacity is None or len(in_flight) < capacity):
+                spec = pending.popleft()
+                if not claims.acquire(spec.run_id):
+                    if spec.run_id not in waited:
+                        log.info("%s is being run by %s; coming back to it later", spec.run_id,
+                                 describe(claims.holder(spec.run_id)))
+                        waited.add(spec.run_id)
+                    waiting.append(spec)
+                    continue
+                if self._done_elsewhere(spec, spec.run_id in waited, grid_start):
+                    claims.release(spec.run_id)
+                    continue
+                in_flight[executor.submit(self, spec)] = spec
+            if in_flight:
+                done, _ = wait_futures(list(in_flight), timeout=CLAIM_POLL_S if waiting else None,
+                                       return_when=FIRST_COMPLETED)
+                for future in done:
+                    spec = in_flight.pop(future)
+                    try:
+                        record = future.result()
+                    except BaseException:
+                        claims.release(spec.run_id)
+                        raise
+                    failpoint("runner.after-collect")
+                    claims.release(spec.run_id)
+                    records.append(record)
+                    if on_record is not None:
+                        on_record(record)
+            elif waiting:
+                time.sleep(CLAIM_POLL_S)
+            pending.extend(waiting)
+            waiting.clear()
         return records
 
-    def run_one(self, spec: RunSpec) -> dict[str, Any]:
-        """Fit and evaluate one run; any exception of the model becomes a `failed` record."""
-        started = _now()
-        base: dict[str, Any] = {
+    def _done_elsewhere(self, spec: RunSpec, waited: bool, grid_start: float) -> bool:
+        """After claiming: was the run finished by another process meanwhile?"""
+        path = record_path(self.runs_dir, spec.run_id)
+        if self.resume and is_finished(self.runs_dir, spec.run_id):
+            log.info("skip %s (finished by another process)", spec.run_id)
+            return True
+        if waited:  # another process held it during this grid: take its fresh record, whatever it says
+            try:
+                fresh = path.stat().st_mtime >= grid_start - 1
+            except FileNotFoundError:
+                fresh = False
+            if fresh and read_record(path) is not None:
+                log.info("skip %s (run by another process during this grid)", spec.run_id)
+                return True
+        return False
+
+    def execute(self, spec: RunSpec, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one spec and write its record (what every executor does, wherever it runs).
+
+        `extra` keys (e.g. `attempts`) are added to the record.
+        """
+        record = self.run_one(spec)
+        if extra:
+            record.update(extra)
+        write_record(self.runs_dir, record)
+        failpoint("runner.after-record")
+        return record
+
+    # ------------------------------------------------------------------ one run
+    def base_record(self, spec: RunSpec) -> dict[str, Any]:
+        """The identity part of a record (every record, ok or failed, starts with it)."""
+        return {
             "run_id": spec.run_id,
             "model": spec.model,
             "dataset": spec.dataset.key,
@@ -233,8 +429,13 @@ class Runner:
             "config_id": spec.config_id,
             "config": {**spec.identity(), "settings": asdict(spec.settings)},
             "command": self.command,
-            "started_at": started,
+            "started_at": _now(),
+            "worker": worker_info(self.worker_kind),
         }
+
+    def run_one(self, spec: RunSpec) -> dict[str, Any]:
+        """Fit and evaluate one run; any exception of the model becomes a `failed` record."""
+        base = self.base_record(spec)
         # user errors (bad data dir, unknown device) stop the grid with their message ...
         device = resolve_device(spec.settings.device)
         base["environment"] = environment_info(device)
@@ -243,17 +444,9 @@ class Runner:
             result = self._execute(spec, loaded, device)
             return {**base, **result, "status": "ok", "finished_at": _now()}
         except Exception as exc:  # ... a model failure is recorded and the grid goes on
-            log.error("run %s failed: %s: %s", spec.run_id, type(exc).__name__, exc)
-            return {
-                **base,
-                "status": "failed",
-                "error": {
-                    "type": type(exc).__name__,
-                    "message": str(exc),
-                    "traceback": traceback.format_exc(),
-                },
-                "finished_at": _now(),
-            }
+            reason = failure_reason(exc)
+            log.error("run %s failed (%s): %s: %s", spec.run_id, reason, type(exc).__name__, exc)
+            return failed_record(base, reason, type(exc).__name__, str(exc), traceback.format_exc())
 
     def _execute(self, spec: RunSpec, loaded: LoadedDataset, device: torch.device) -> dict[str, Any]:
         fraction = spec.settings.validation_fraction if spec.protocol == "validated" else 0.0
@@ -291,6 +484,7 @@ class Runner:
             evaluate=evaluate_selection if selection is not None and len(selection) else None,
             protocol=spec.protocol,
         )
+        failpoint("runner.before-fit")
         with PeakMemory() as mem:
             t0 = time.perf_counter()
             model.fit(data, ctx)
@@ -304,6 +498,7 @@ class Runner:
                 progress=self.progress,
             )
         result.ranks.save(ranks_path(self.runs_dir, spec.run_id))
+        failpoint("runner.after-ranks")
 
         record: dict[str, Any] = {
             **_metrics_entry(result),

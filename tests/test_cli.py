@@ -106,9 +106,9 @@ def test_report_writes_tables(tmp_path: Path) -> None:
     md = (out / "comparison.md").read_text()
     assert "| synthetic" in md and "oracle" in md and "s-pop" in md
     assert (out / "comparison.csv").read_text().startswith("dataset,model,protocol")
-    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    first = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     main(["report", "--runs-dir", str(runs), "--out", str(out)])
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # deterministic
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == first  # deterministic
 
 
 def test_data_commands_on_real_samples(shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,7 +30,7 @@ def test_defaults_when_no_file() -> None:
 def test_unknown_key_has_did_you_mean(tmp_path: Path) -> None:
     f = tmp_path / "exp.yaml"
     f.write_text("modles: all\n")
-    with pytest.raises(ConfigError, match=r"exp.yaml: unknown key 'modles'. Did you mean 'models'"):
+    with pytest.raises(ConfigError, match=r"exp.yaml, line 1: unknown key 'modles'. Did you mean 'models'"):
         load_experiment(f)
 
 

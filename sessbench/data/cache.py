@@ -41,6 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sessbench.atomic import json_default
+from sessbench.faults import failpoint
 from sessbench.data.sessions import SessionSet, Split
 from sessbench.errors import MissingDataError, SessbenchError
 
@@ -274,6 +275,7 @@ def _save_split(split: Split, directory: Path, manifest: dict, replace_identity:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        failpoint("cache.before-manifest")
         full = {
             **manifest,
             "format": CACHE_FORMAT,
@@ -291,6 +293,7 @@ def _save_split(split: Split, directory: Path, manifest: dict, replace_identity:
         }
         _write_json(tmp / MANIFEST_FILE, full)  # last: its presence marks a complete entry
         _fsync_dir(tmp)
+        failpoint("cache.before-publish")
         return _publish(tmp, directory, replace_identity)
     finally:
         if tmp.exists():

@@ -6,6 +6,8 @@ Names a user can pass to `--dataset`:
   synthetic[:key=value,...]            the built-in generator with a known Bayes-optimal limit
   clicks:PATH                          any click log (CSV/TSV/Parquet); columns and the test
                                        period via `--dataset-param` / `dataset_params`
+  official:NAME                        the official SR-GNN train.txt/test.txt, imported with
+                                       `sessbench data import-official DIR --name NAME`
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ DATASETS: dict[str, DatasetDef] = {
         DatasetDef(
             "clicks", "Any click log: clicks:PATH (CSV, TSV or Parquet)", "clicks", "Click log",
         ),
+        DatasetDef(
+            "official", "official:NAME, imported with 'sessbench data import-official DIR --name NAME'",
+            "official", "Official SR-GNN split",
+        ),
     ]
 }
 
@@ -98,7 +104,7 @@ class DatasetRequest:
 
     definition: DatasetDef
     params: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None  # clicks:PATH
+    path: str | None = None  # clicks:PATH, official:NAME
 
     @property
     def name(self) -> str:
@@ -107,7 +113,7 @@ class DatasetRequest:
     @property
     def key(self) -> str:
         """Canonical string used in run ids and records (parameters sorted)."""
-        base = self.name if self.path is None else f"clicks:{self.path}"
+        base = self.name if self.path is None else f"{self.definition.kind}:{self.path}"
         if self.params:
             base += ":" + ",".join(f"{k}={self.params[k]}" for k in sorted(self.params))
         return base
@@ -122,6 +128,15 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
             "dataset", name, DATASETS, "Run 'sessbench data list' to see them; use clicks:PATH for your own log."
         )
     definition = DATASETS[name]
+    if definition.kind == "official":
+        from sessbench.data.official_import import check_name
+
+        if not rest or extra:
+            raise ConfigError(
+                "an imported official split is named official:NAME (the --name given to "
+                "'sessbench data import-official') and takes no parameters"
+            )
+        return DatasetRequest(definition, path=check_name(rest))
     if definition.kind == "clicks":
         if not rest:
             raise ConfigError("the clicks dataset needs a path: --dataset clicks:PATH/TO/clicks.csv")
@@ -284,6 +299,11 @@ def load_dataset(
         return LoadedDataset(request, split, oracle)
 
     from sessbench.data.cache import default_cache_dir, load_or_build
+
+    if d.kind == "official":
+        from sessbench.data.official_import import load_imported
+
+        return LoadedDataset(request, load_imported(str(request.path), default_cache_dir(cache_dir)))
 
     from sessbench.data.srgnn_preprocess import cut_training_fraction
 

@@ -245,6 +245,14 @@ def _prepare(
 
     # drop short sessions, count items over what is left, drop rare items, drop short again
     long_enough = g.lengths >= min_session_length
+    if not long_enough.any():
+        files = ", ".join((meta or {}).get("source_files") or []) or f"dataset '{name}'"
+        raise SessbenchError(
+            f"{files}: no session has {min_session_length}+ clicks (all {len(g.lengths):,} sessions have "
+            f"{'a single click each' if int(g.lengths.max()) == 1 else f'fewer than {min_session_length}'}), and a "
+            f"session needs {min_session_length}+ clicks to give a prefix and a next item. Fix: check that the session "
+            "column holds session ids (a per-click or per-user-day id gives one click per session)"
+        )
     in_long = np.repeat(long_enough, g.lengths)
     support = _counts(g.items, in_long, len(g.item_ids))
     keep = in_long & (support >= min_item_support)[g.items]
@@ -258,7 +266,8 @@ def _prepare(
     if not valid.any():
         raise SessbenchError(
             f"no session of dataset '{name}' keeps {min_session_length}+ clicks on items seen "
-            f"{min_item_support}+ times: the data is too small or too sparse for this preprocessing"
+            f"{min_item_support}+ times: the data is too small or too sparse for this preprocessing. "
+            "Fix: use more data, or for a click log lower --dataset-param min_item_support"
         )
 
     step(1)

@@ -8,6 +8,34 @@ empty. Keys are sessbench model and dataset names.
 from __future__ import annotations
 
 PAPER = "Wu et al., Session-based Recommendation with Graph Neural Networks, AAAI 2019, Table 2"
+PAPER_SHORT = "Wu et al. (AAAI 2019)"
+
+#: the paper's datasets, in its column order
+PAPER_DATASETS = ("yoochoose64", "yoochoose4", "diginetica")
+
+#: the paper's Table 2 rows, then the SR-GNN variants of its ablations, SR-GNN last
+MODEL_ORDER = (
+    "oracle", "pop", "s-pop", "item-knn", "bpr-mf", "fpmc", "gru4rec", "narm", "stamp",
+    "srgnn-ngc", "srgnn-fc", "srgnn-l", "srgnn-avg", "srgnn-att", "srgnn",
+)
+
+#: the paper's ablations: models in plotting order, and
+#: what the paper found (its numbers are published only as bar charts)
+ABLATIONS: dict[str, dict[str, object]] = {
+    "connection": {
+        "title": "Connection schemes",
+        "models": ("srgnn", "srgnn-ngc", "srgnn-fc"),
+        "finding": "SR-GNN > SR-GNN-FC (small gap) > SR-GNN-NGC",
+    },
+    "representation": {
+        "title": "Session representations",
+        "models": ("srgnn-l", "srgnn-avg", "srgnn-att", "srgnn"),
+        "finding": "SR-GNN (hybrid) > SR-GNN-ATT >= SR-GNN-L > SR-GNN-AVG",
+    },
+}
+
+#: models the paper's short/long analysis shows
+SHORT_LONG_PAPER_MODELS = ("narm", "stamp", "srgnn-l", "srgnn-att", "srgnn")
 
 #: model -> dataset -> (P@20, MRR@20) in percent
 TABLE2: dict[str, dict[str, tuple[float, float] | None]] = {
@@ -29,3 +57,20 @@ def paper_value(model: str, dataset: str, metric: str) -> float | None:
     if cell is None or metric not in ("P@20", "MRR@20"):
         return None
     return cell[0] if metric == "P@20" else cell[1]
+
+
+def paper_table1(dataset: str) -> dict[str, float] | None:
+    """The paper's Table 1 figures of a dataset name (None for datasets the paper has not)."""
+    from sessbench.data.registry import DATASETS
+
+    definition = DATASETS.get(dataset.split(":")[0])
+    if definition is None or definition.paper is None:
+        return None
+    p = definition.paper
+    return {
+        "clicks": p.clicks,
+        "train_sequences": p.train_sequences,
+        "test_sequences": p.test_sequences,
+        "items": p.items,
+        "average_length": p.average_length,
+    }

@@ -146,10 +146,12 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     if not rows:
         return "(no runs)\n"
+    from sessbench.report.markdown import escape  # names from configs and data: no markup, no line breaks
+
     cols = columns or list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines = ["| " + " | ".join(escape(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in cols) + " |")
+        lines.append("| " + " | ".join(escape(str(row.get(c, ""))) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,256 @@
+"""Bad input gets a clear error: one paragraph naming the file, line or key and the fix, exit code 2,
+no traceback (unless --debug). And nothing unsafe is loaded: a static scan of the sources.
+
+The number of bad inputs tried is printed at the end of this module (run with `-s`):
+    python -m pytest tests/test_safe_inputs.py -q -s | grep "BAD INPUTS"
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import pickle
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import faultkit  # noqa: F401  (registers the test-only models)
+from faultkit import SMALL
+from sessbench.cli import main
+from sessbench.results import iter_records
+
+REPO = Path(__file__).resolve().parents[1]
+YC_OK = "1,2014-04-07T10:51:09.277Z,214536502,0\n1,2014-04-07T10:52:10.999Z,214536503,0\n"
+TRIED: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_count():
+    yield
+    print(f"\nBAD INPUTS tried: {len(TRIED)} ({', '.join(TRIED)})")
+
+
+class Marker:
+    """A pickle whose loading would create a file (proof that code ran)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.write_text, (self.path, "pwned"))
+
+
+@dataclass
+class Case:
+    name: str
+    argv: Callable[[Path], list[str]]  # tmp_path -> arguments after the global options
+    expect: list[str]  # fragments of the message: what, where (file, line or key), the fix
+    setup: Callable[[Path], None] = lambda tmp: None
+    extra: dict = field(default_factory=dict)
+
+
+def _file(name: str, data: str | bytes) -> Callable[[Path], None]:
+    def make(tmp: Path) -> None:
+        path = tmp / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+
+    return make
+
+
+def _yaml(text: str, name: str = "exp.yaml") -> Callable[[Path], None]:
+    return lambda tmp: (tmp / name).write_text(text)
+
+
+def _run(tmp: Path, *args: str) -> list[str]:
+    return ["run", "--runs-dir", str(tmp / "runs"), "--cache-dir", str(tmp / "cache"), *args]
+
+
+def _yoochoose(tmp: Path) -> list[str]:
+    return _run(tmp, "--models", "pop", "--dataset", "yoochoose64", "--data-dir", str(tmp / "data"))
+
+
+def _clicks(tmp: Path, *params: str) -> list[str]:
+    extra = [a for p in params for a in ("--dataset-param", p)]
+    return _run(tmp, "--models", "pop", "--dataset", f"clicks:{tmp / 'data' / 'log.csv'}", *extra)
+
+
+def _model_file(tmp: Path) -> None:
+    (tmp / "configs" / "models").mkdir(parents=True)
+    (tmp / "configs" / "models" / "test-embedding.yaml").write_text("defaults:\n  epochs: 1\ndatasets:\n  yoochose64: {}\n")
+
+
+def _malicious_official(tmp: Path) -> None:
+    folder = tmp / "official"
+    folder.mkdir()
+    (folder / "train.txt").write_bytes(pickle.dumps(([[1], [2]], Marker(tmp / "pwned.txt"))))
+    (folder / "test.txt").write_bytes(pickle.dumps(([[1]], [2])))
+
+
+CASES = [
+    Case("unknown model", lambda t: _run(t, "--models", "spop"), ["unknown model or group 'spop'", "Did you mean 's-pop'", "sessbench models"]),
+    Case("unknown dataset", lambda t: _run(t, "--models", "pop", "--dataset", "digenetica"), ["unknown dataset 'digenetica'", "Did you mean 'diginetica'"]),
+    Case("unknown dataset parameter", lambda t: _run(t, "--models", "pop", "--dataset", "synthetic:n_itmes=5"), ["n_itmes"]),
+    Case("unknown config key", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 2: unknown key 'modles'", "Did you mean 'models'"],
+         _yaml("seeds: [0]\nmodles: pop\n")),
+    Case("config value of the wrong type", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 2", "'seeds' must be", "Write it like 'seeds: [0, 1, 2]'"],
+         _yaml("models: pop\nseeds: three\n")),
+    Case("config list of the wrong type", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 1", "datasets must be a non-empty list"],
+         _yaml("datasets: [synthetic, 3]\n")),
+    Case("invalid YAML", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line", "invalid YAML", "Fix the syntax"],
+         _yaml("models: [pop\nseeds: 1\n")),
+    Case("hyperparameter of the wrong type", lambda t: _run(t, "--config", str(t / "exp.yaml")),
+         ["exp.yaml, line 4", "test-embedding.embedding_dim must be int", "Write it like 'embedding_dim: 8'"],
+         _yaml("models: [test-embedding]\nparams:\n  test-embedding:\n    embedding_dim: big\n")),
+    Case("unknown hyperparameter", lambda t: _run(t, "--models", "pop", "--set", "pop.alpha=1"), ["--set", "has no hyperparameter 'alpha'"]),
+    Case("unknown dataset in a model file", lambda t: _run(t, "--models", "test-embedding", "--config-dir", str(t / "configs")),
+         ["test-embedding.yaml, line 4: unknown dataset 'yoochose64'", "Did you mean 'yoochoose64'"], _model_file),
+    Case("device the machine lacks", lambda t: _run(t, "--models", "pop", "--device", "cuda:7"), ["device 'cuda:7'", "--device"]),
+    Case("raw file missing", _yoochoose, ["yoochoose-clicks.dat", "not found", "Download"], lambda t: (t / "data").mkdir()),
+    Case("wrong delimiter", _yoochoose, ["yoochoose-clicks.dat, line 1", "';'-separated", "comma-separated"],
+         _file("yoochoose-clicks.dat", YC_OK.replace(",", ";"))),
+    Case("unparsable timestamp", _yoochoose, ["yoochoose-clicks.dat, line 3", "'2014-13-45 noon'", "timestamps like"],
+         _file("yoochoose-clicks.dat", YC_OK + "2,2014-13-45 noon,214536502,0\n")),
+    Case("empty file", _yoochoose, ["yoochoose-clicks.dat", "the file is empty", "download"], _file("yoochoose-clicks.dat", "")),
+    Case("gzip file passed as text", _yoochoose, ["yoochoose-clicks.dat", "gzip archive", "gunzip yoochoose-clicks.dat"],
+         _file("yoochoose-clicks.dat", gzip.compress(YC_OK.encode()))),
+    Case("7z file passed as text", _yoochoose, ["yoochoose-clicks.dat", "7z archive", "7z x"],
+         _file("yoochoose-clicks.dat", b"7z\xbc\xaf\x27\x1c\x00\x04" + b"\x00" * 32)),
+    Case("missing column", lambda t: _clicks(t), ["log.csv, line 1", "'timestamp' not found", "needs a header line"],
+         _file("log.csv", "session_id,item_id,time\n1,2,3\n")),
+    Case("sessions with a single click", lambda t: _clicks(t), ["log.csv", "a single click each", "session column"],
+         _file("log.csv", "session_id,item_id,timestamp\n" + "".join(f"{s},{s % 7},{1400000000 + s}\n" for s in range(50)))),
+    Case("item universe too large (declared estimate)", lambda t: _run(t, "--models", "test-huge,pop", "--dataset", SMALL),
+         ["model 'test-huge'", "80 items", "needs about", "free", "Nothing was trained", "--no-memory-check"]),
+    Case("item universe too large (embedding table)", lambda t: _run(t, "--models", "test-embedding", "--dataset", SMALL, "--set", "test-embedding.embedding_dim=1000000000"),
+         ["model 'test-embedding'", "item table and optimizer state", "--set test-embedding.embedding_dim="]),
+    Case("malicious pickle", lambda t: ["data", "import-official", str(t / "official"), "--cache-dir", str(t / "cache")],
+         ["train.txt", "pathlib.Path.write_text", "rejected and nothing in it was executed"], _malicious_official),
+    Case("official dataset never imported", lambda t: _run(t, "--models", "pop", "--dataset", "official:nope"),
+         ["no imported dataset 'nope'", "sessbench data import-official DIR --name nope"]),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gets_a_clear_error(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case.setup(tmp_path)
+    code = main(["--quiet", *case.argv(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    message = err.split("sessbench: error: ", 1)[1]
+    assert message.count("\n") == 1, message  # one paragraph
+    for fragment in case.expect:
+        assert fragment in message, f"{fragment!r} not in: {message}"
+    assert not list(iter_records(tmp_path / "runs")), "a bad input must stop the grid before any run"
+    assert not (tmp_path / "pwned.txt").exists()
+    TRIED.append(case.name)
+
+
+def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--debug", "run", "--models", "spop", "--runs-dir", str(tmp_path)]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_memory_check_does_not_refuse_what_fits(tmp_path: Path) -> None:
+    assert main(["--quiet", "run", "--models", "test-embedding,pop", "--dataset", SMALL, "--runs-dir", str(tmp_path)]) == 0
+    assert main(["--quiet", "run", "--models", "test-huge", "--dataset", SMALL, "--runs-dir", str(tmp_path / "x"),
+                 "--no-memory-check"]) == 1  # skipped check: it trains (and fails as it must)
+
+
+def test_a_plugin_that_fails_to_import_leaves_the_others_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from sessbench import models
+
+    real = list(models.entry_points(group=models.ENTRY_POINT_GROUP))
+    broken = EntryPoint("broken", "sessbench_no_such_plugin_module", models.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(models, "entry_points", lambda group: [broken, *real])
+    monkeypatch.setattr(models, "_PLUGIN_ERRORS", {})
+    monkeypatch.setattr(models, "_PLUGINS_LOADED", False)
+    assert main(["--quiet", "run", "--models", "pop", "--dataset", SMALL, "--runs-dir", str(tmp_path)]) == 0
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "model plugin 'broken'" in warning and "No module named 'sessbench_no_such_plugin_module'" in warning
+    assert {r["model"] for r in iter_records(tmp_path)} == {"oracle", "pop"}
+    assert main(["models"]) == 0
+    assert "plugin 'broken' failed to import" in capsys.readouterr().err
+    # asking for a model of the broken plugin names the import error
+    assert main(["--quiet", "run", "--models", "gone", "--runs-dir", str(tmp_path)]) == 2
+    assert "Plugins that failed to import: broken" in capsys.readouterr().err
+    TRIED.append("plugin whose import fails")
+
+
+# ---------------------------------------------------------------------------- safe by default
+SOURCES = sorted(p for d in ("sessbench", "baselines", "srgnn") for p in (REPO / d).rglob("*.py"))
+FORBIDDEN = [
+    (r"\bpickle\.loads?\(|\bcPickle\b|\bdill\.|\bjoblib\.load\(|\bshelve\.", "unpickles data"),
+    (r"allow_pickle\s*=\s*True", "lets numpy unpickle"),
+    (r"\byaml\.(load|unsafe_load|full_load|load_all)\(|yaml\.(Unsafe|Full)?Loader\b", "reads YAML with an unsafe loader"),
+    (r"weights_only\s*=\s*False", "loads a checkpoint with pickle"),
+]
+
+
+def _calls(text: str, name: str) -> list[str]:
+    """The argument text of every call to `name` (balanced parentheses)."""
+    out = []
+    for match in re.finditer(re.escape(name) + r"\(", text):
+        depth, i = 1, match.end()
+        while depth and i < len(text):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        out.append(text[match.end() : i - 1])
+    return out
+
+
+def test_sources_never_unpickle_untrusted_data() -> None:
+    assert len(SOURCES) > 20
+    problems = []
+    for path in SOURCES:
+        text = path.read_text()
+        for pattern, why in FORBIDDEN:
+            for match in re.finditer(pattern, text):
+                line = text[: match.start()].count("\n") + 1
+                problems.append(f"{path.relative_to(REPO)}:{line} {why}")
+        for args in _calls(text, "torch.load"):
+            if not re.search(r"weights_only\s*=\s*True", args):
+                problems.append(f"{path.relative_to(REPO)}: torch.load without weights_only=True")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_scan_catches_what_it_should() -> None:
+    text = "x = torch.load(path, map_location='cpu')\ny = pickle.load(fh)\nz = yaml.load(s, Loader=yaml.Loader)\n"
+    assert _calls(text, "torch.load") == ["path, map_location='cpu'"]
+    assert re.search(FORBIDDEN[0][0], text) and re.search(FORBIDDEN[2][0], text)
+
+
+def test_report_writers_survive_odd_strings(tmp_path: Path) -> None:
+    """Names with pipes, newlines, commas, quotes and markup keep the Markdown and CSV tables intact."""
+    runs = tmp_path / "runs"
+    assert main(["--quiet", "run", "--models", "pop", "--dataset", SMALL, "--runs-dir", str(runs)]) == 0
+    odd = 'po|p, "x"\n<script>alert(1)</script>'
+    for path in runs.glob("*pop*.json"):
+        rec = json.loads(path.read_text())
+        rec["model"] = odd
+        rec["run_id"] += "-odd"
+        (runs / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+        shutil.copy(runs / rec["ranks_file"], runs / f"{rec['run_id']}.ranks.npz")
+        rec["ranks_file"] = f"{rec['run_id']}.ranks.npz"
+        (runs / f"{rec['run_id']}.json").write_text(json.dumps(rec))
+    out = tmp_path / "report"
+    assert main(["report", "--runs-dir", str(runs), "--out", str(out)]) == 0
+    rows = list(csv.reader(io.StringIO((out / "comparison.csv").read_text())))
+    assert len({len(r) for r in rows}) == 1 and any(odd in cell for r in rows for cell in r)
+    for md in [out / "comparison.md", *sorted((out / "tables").glob("*.md"))] if (out / "tables").is_dir() else [out / "comparison.md"]:
+        lines = [line for line in md.read_text().splitlines() if line.startswith("|")]
+        widths = {len(re.findall(r"(?<!\\)\|", line)) for line in lines}
+        assert len(widths) <= 1, f"{md.name}: a row has a different number of cells"
+        assert "<script>" not in md.read_text()
+
