@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -25,6 +26,8 @@ EPILOG_RUN = """examples:
   sessbench run --models baselines --dataset yoochoose64 --data-dir ~/data/yoochoose --seeds 0,1,2
   sessbench run --dataset synthetic:n_items=2000,n_sessions=20000
   sessbench run --config configs/grids/paper.yaml --data-dir ~/data --resume
+  sessbench run --models all --jobs 4 --threads 2 --timeout 7200 --resume   4 runs at a time, each at most 2 h
+  sessbench run --config configs/grids/paper.yaml --executor dask --scheduler tcp://HOST:8786 --resume
 """
 
 
@@ -106,13 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", type=Path, help="where run records go (default runs/)")
     p.add_argument("--resume", action="store_true", help="skip runs that already have a finished record")
     p.add_argument("--force-prepare", action="store_true", help="rebuild the prepared dataset even if cached")
+    p.add_argument("--executor", choices=["local", "dask"], default="local",
+                   help="local (default: this machine) or dask (a Dask distributed cluster; pip install 'sessbench[dask]')")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address, e.g. tcp://HOST:8786 (with --executor dask; default: a local cluster of --jobs workers)")
+    p.add_argument("--jobs", type=int, help="runs at a time, each in its own process (default: one by one in this process)")
+    p.add_argument("--timeout", type=float, dest="timeout_s", metavar="SECONDS",
+                   help="stop a run after this many seconds and record it as failed (runs each run in its own process)")
+    p.add_argument("--no-memory-check", action="store_true", help="skip the memory estimate made before training")
     _add_data_options(p)
     p.set_defaults(func=cmd_run)
 
     # report ----------------------------------------------------------------------------
-    p = sub.add_parser("report", help="write tables from the runs directory", description="Write the report (Markdown, CSV) from run records; never reruns models.")
+    p = sub.add_parser(
+        "report", help="write the report (tables, figures, HTML) from the runs directory",
+        description="Write the report from run records: README.md, index.html, tables (CSV, LaTeX, Markdown) "
+        "and figures (PNG, SVG). Never reruns models; the same records give byte-identical files.",
+    )
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="run records to read (default runs/)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
+    p.add_argument("--reference", default="srgnn", help="model every other model is tested against (default srgnn)")
+    p.add_argument("--resamples", type=int, default=10_000, help="randomization-test resamples (default 10000)")
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate of the Holm correction (default 0.05)")
     p.set_defaults(func=cmd_report)
 
     # models ----------------------------------------------------------------------------
@@ -148,6 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
     _add_data_options(q)
     q.set_defaults(func=cmd_data_export)
+    q = dsub.add_parser(
+        "import-official", help="import the official SR-GNN train.txt/test.txt pickles (safely) as official:NAME",
+        description="Read train.txt and test.txt written by the official SR-GNN datasets/preprocess.py with a "
+        "restricted unpickler (lists, tuples and integers only; anything that could run code is rejected) and "
+        "store them as a prepared dataset: run on it with --dataset official:NAME.",
+    )
+    q.add_argument("dir", type=Path, help="folder holding train.txt and test.txt")
+    q.add_argument("--name", help="dataset name (default: the folder's name), used as --dataset official:NAME")
+    q.add_argument("--n-items", type=int, help="candidate items 1..N (default: the largest item number; the "
+                   "official code uses 43097 for DIGINETICA and 37483 for the YOOCHOOSE cuts)")
+    q.add_argument("--cache-dir", type=Path, help="where prepared splits are cached (default: $SESSBENCH_CACHE, else the user cache dir)")
+    q.set_defaults(func=cmd_data_import_official)
     p.set_defaults(func=lambda args, parser=p: _help(parser))
 
     # bench -----------------------------------------------------------------------------
@@ -163,6 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dataset", default="synthetic", help="synthetic[:k=v,...] (default: the built-in default)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_bench_synthetic)
+    q = bsub.add_parser(
+        "train", help="training and evaluation speed of a model against the floor of its dense work",
+        description="Train and evaluate N batches of a model on generated data of a given shape (default: "
+        "YOOCHOOSE 1/64, 369,859 training prefixes, 37,483 items) and print sequences/s, peak memory and the "
+        "floors (item-table product, its backward and optimizer step; scoring product and ranking) measured "
+        "in the same process with the same shapes and threads.",
+    )
+    q.add_argument("--model", required=True, help="a registered model, e.g. srgnn")
+    q.add_argument("--shape", default="yoochoose64", help="yoochoose64 (default) or tiny")
+    q.add_argument("--n-items", type=int, help="override the shape's item count")
+    q.add_argument("--n-prefixes", type=int, help="override the shape's training prefix count")
+    q.add_argument("--batches", type=int, default=50, help="timed training and evaluation batches (default 50)")
+    q.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    q.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    q.add_argument("--eval-batch-size", type=int, help="prefixes per evaluation batch (default: the model's)")
+    q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter of the model (repeatable)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--profile", action="store_true", help="also profile the training steps (torch.profiler) and print the top operators")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_bench_train)
     p.set_defaults(func=lambda args, parser=p: _help(parser))
     return parser
 
@@ -215,6 +265,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         config_dir=args.config_dir or default_config_dir(),
         experiment_params=exp["params"],
         cli_params=parse_set_options(args.set),
+        experiment_source=exp.get("_source", "--config"),
+        experiment_lines=exp.get("_lines", {}),
     )
     resolver.check_all(specs, [r.name for r in requests])
     plan = plan_runs(names, requests, seeds, protocol, lambda m, d: resolver.resolve(get_model(m), d), settings)
@@ -222,20 +274,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or Path(exp["runs_dir"])
     data_dir = args.data_dir or (Path(exp["data_dir"]) if exp["data_dir"] else None)
     cache_dir = args.cache_dir or (Path(exp["cache_dir"]) if exp["cache_dir"] else None)
+    from sessbench.executors import make_executor
+
+    executor = make_executor(args.executor, jobs=args.jobs, timeout_s=args.timeout_s, scheduler=args.scheduler, threads=args.threads)
     runner = Runner(
         runs_dir=runs_dir, data_dir=data_dir, cache_dir=cache_dir, force_prepare=args.force_prepare,
-        resume=args.resume, progress=_progress_factory(not args.quiet),
+        resume=args.resume, progress=_progress_factory(not args.quiet), executor=executor,
+        check_memory=not args.no_memory_check,
     )
     print(f"sessbench: {len(plan)} runs ({', '.join(names)} on {', '.join(r.key for r in requests)}, "
           f"seeds {seeds}, protocol {protocol}) -> {runs_dir}/", file=sys.stderr)
 
+    done = [0]
+
     def report(rec: dict[str, Any]) -> None:
+        done[0] += 1
         if rec["status"] == "ok":
             m = rec["metrics"]
             msg = f"P@20 {100 * m['P@20']:.2f}  MRR@20 {100 * m['MRR@20']:.2f}  fit {rec['timing']['fit_s']:.1f}s"
         else:
-            msg = f"FAILED: {rec['error']['type']}: {rec['error']['message']}"
-        print(f"  {rec['model']:<14} {rec['dataset']:<18} seed {rec['seed']}: {msg}", file=sys.stderr)
+            reason = rec["error"].get("reason", "exception")
+            msg = f"FAILED ({reason}): {rec['error']['type']}: {rec['error']['message']}"
+        print(f"  [{done[0]}/{len(plan)}] {rec['model']:<14} {rec['dataset']:<18} seed {rec['seed']}: {msg}", file=sys.stderr)
 
     runner.run(plan, on_record=report)
     from sessbench.results import read_record, record_path
@@ -257,8 +317,20 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SessbenchError(f"runs directory {args.runs_dir} does not exist: run 'sessbench run' first or pass --runs-dir")
     if args.out.exists() and not args.out.is_dir():
         raise SessbenchError(f"--out {args.out} is a file: pass a folder for the report")
-    for path in write_report(args.runs_dir, args.out):
-        print(path)
+    if args.resamples < 1:
+        raise SessbenchError(f"--resamples must be a positive number of resamples, got {args.resamples}")
+    if not 0 < args.alpha < 1:
+        raise SessbenchError(f"--alpha must be in (0, 1), got {args.alpha}")
+    report_args = ["--runs-dir", str(args.runs_dir), "--out", str(args.out)]
+    for flag, value, default in (("--reference", args.reference, "srgnn"), ("--resamples", args.resamples, 10_000), ("--alpha", args.alpha, 0.05)):
+        if value != default:
+            report_args += [flag, str(value)]
+    command = shlex.join(["sessbench", "report", *report_args])
+    written = write_report(args.runs_dir, args.out, reference=args.reference, resamples=args.resamples, alpha=args.alpha, command=command)
+    print(f"{len(written)} files written to {args.out}/ (tables/, figures/); open:")
+    for path in written:
+        if path.name in ("README.md", "index.html"):
+            print(f"  {path}")
     return 0
 
 
@@ -350,6 +422,25 @@ def cmd_data_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_import_official(args: argparse.Namespace) -> int:
+    from sessbench.data.cache import default_cache_dir
+    from sessbench.data.official_import import check_name, import_official, save_imported
+    from sessbench.data.registry import dataset_stats
+
+    if not args.dir.is_dir():
+        raise SessbenchError(f"{args.dir} is not a folder: pass the folder holding the official train.txt and test.txt")
+    name = check_name(args.name or args.dir.resolve().name)
+    if args.n_items is not None and args.n_items < 1:
+        raise SessbenchError(f"--n-items must be a positive number of items, got {args.n_items}")
+    split = import_official(args.dir, name, args.n_items)
+    target = save_imported(split, args.dir, default_cache_dir(args.cache_dir))
+    s = dataset_stats(split)
+    print(f"official:{name}: {s['train_sessions']:,} training sessions ({s['train_sequences']:,} prefixes), "
+          f"{s['test_sessions']:,} test sessions ({s['test_sequences']:,} prefixes), {s['items']:,} items -> {target}")
+    print(f"run on it with: sessbench run --dataset official:{name}")
+    return 0
+
+
 def cmd_bench_preprocess(args: argparse.Namespace) -> int:
     from sessbench.bench.preprocess import format_report, run_preprocess_benchmark
 
@@ -373,6 +464,27 @@ def cmd_bench_synthetic(args: argparse.Namespace) -> int:
     config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in request.params.items()))
     result = synthetic_calibration(config)
     print(json.dumps(result, indent=2, default=float) if args.json else format_calibration(result))
+    return 0
+
+
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    from sessbench.bench.train import format_train_report, run_train_benchmark
+    from sessbench.config import parse_set_options
+
+    for text in args.set:
+        if "=" not in text or not text.partition("=")[0].strip():
+            raise SessbenchError(f"--set '{text}': expected KEY=VALUE, e.g. --set hidden_size=64")
+    params = parse_set_options([f"{args.model}.{text}" for text in args.set]).get(args.model, {})
+    for name in ("n_items", "n_prefixes", "eval_batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SessbenchError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    result = run_train_benchmark(
+        args.model, args.shape, batches=args.batches, threads=args.threads, device=args.device,
+        seed=args.seed, params=params, eval_batch_size=args.eval_batch_size,
+        n_items=args.n_items, n_prefixes=args.n_prefixes, profile=args.profile,
+    )
+    print(json.dumps(result, indent=2) if args.json else format_train_report(result))
     return 0
 
 

@@ -1,0 +1,206 @@
+"""The item table's two uses in a training step, written to touch the big tensors rarely.
+
+SR-GNN uses its item embedding table twice: the graph looks up the vectors of each prefix's
+nodes, and the scores are session vectors times the whole table. At the YOOCHOOSE 1/64 shape
+(37,483 x 100, batch 100) each pass over the table or over the [B, n_items] scores costs
+milliseconds on a CPU, and each *fresh* 15 MB tensor costs as much again in page faults on the
+virtual machines we measured (about 2.3 us per 4 KiB page). So the training path:
+
+* computes the cross-entropy on one [B, n_items] buffer that persists across steps: the scores
+  are written into it, the log-softmax is taken in place (on the CPU, whose kernel finishes
+  reading a row before writing it) and the backward turns it into (softmax - one-hot) / B in
+  place. `F.cross_entropy(vectors @ table.T, targets)` would allocate and walk that matrix five
+  times per step (logits, log-softmax, the zero-filled one-hot gradient of the NLL, the
+  log-softmax gradient, and a table gradient autograd then copies);
+* writes the item table's gradient straight into `table.grad`, into a buffer that persists
+  across steps (so `zero_grad(set_to_none=True)` costs no page faults the next step): the
+  scoring product's part with one matrix product, then the graph lookup's rows added in place.
+  Two autograd gradients for one table would be summed out of place (one more full copy).
+
+Values and gradients are those of plain autograd (tests check them). The consequence of the
+second point: after `loss.backward()` the table's gradient is in `table.grad` as usual (added
+to what is there, as autograd does), but `torch.autograd.grad(loss, table)` would not see it.
+The SR-GNN model uses these functions only in `loss`, which the training loop backpropagates
+with `backward()`; scoring and `forward_scores` use plain operations. A second loss computed
+before the first one's backward gets a fresh buffer, so interleaved losses stay correct.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+__all__ = ["TableScratch", "lookup", "scores_cross_entropy"]
+
+
+class _ConsumingCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of `logits` [B, n] (0-based targets) that reuses the logits' memory."""
+
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.set_materialize_grads(False)
+        if logits.device.type == "cpu":
+            log_probs = torch.log_softmax(logits, 1, out=logits)  # in place, row by row
+            ctx.mark_dirty(logits)
+        else:
+            log_probs = torch.log_softmax(logits, 1)
+        rows = torch.arange(len(targets), device=targets.device)
+        loss = -log_probs[rows, targets].mean()
+        ctx.save_for_backward(targets)
+        ctx.log_probs = log_probs  # turned into the gradient in place by backward
+        ctx.mark_non_differentiable(log_probs)
+        return loss, log_probs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_loss: torch.Tensor | None, _unused: Any) -> tuple[torch.Tensor | None, None]:
+        (targets,) = ctx.saved_tensors
+        grad = ctx.log_probs
+        ctx.log_probs = None
+        if grad_loss is None:
+            return None, None
+        grad.exp_()  # softmax
+        rows = torch.arange(len(targets), device=targets.device)
+        grad.index_put_((rows, targets), torch.tensor(-1.0, dtype=grad.dtype, device=grad.device), accumulate=True)
+        grad.mul_(grad_loss / len(targets))
+        return grad, None
+
+
+class TableScratch:
+    """Memory reused across training steps for one item table: the score buffer and the gradient.
+
+    Not part of the model's state: it is rebuilt whenever shapes, dtype or device change.
+    """
+
+    def __init__(self) -> None:
+        self._scores: torch.Tensor | None = None
+        self._scores_busy = False
+        self._grad: torch.Tensor | None = None
+
+    def take_scores(self, rows: int, cols: int, like: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """A [rows, cols] buffer and whether it is the shared one (to be given back)."""
+        buf = self._scores
+        if self._scores_busy:  # a previous loss still waits for its backward
+            return torch.empty(rows, cols, dtype=like.dtype, device=like.device), False
+        if buf is None or buf.shape[0] < rows or buf.shape[1] != cols or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._scores = torch.empty(max(rows, 1), cols, dtype=like.dtype, device=like.device)
+        self._scores_busy = True
+        return buf[:rows], True
+
+    def give_back_scores(self) -> None:
+        self._scores_busy = False
+
+    def grad_buffer(self, table: torch.Tensor) -> torch.Tensor:
+        """A tensor shaped like `table` for its gradient (reused when it is not `table.grad` already)."""
+        buf = self._grad
+        if buf is None or buf.shape != table.shape or buf.dtype != table.dtype or buf.device != table.device:
+            buf = self._grad = torch.empty_like(table)
+        return buf
+
+
+class _CrossEntropyIntoGrad(torch.autograd.Function):
+    """Mean cross-entropy of vectors @ table.T; the table's gradient goes into `table.grad`."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, anchor: torch.Tensor, vectors: torch.Tensor, targets: torch.Tensor,
+        holder: tuple[torch.Tensor, TableScratch],
+    ) -> torch.Tensor:
+        table, scratch = holder
+        weight = table.detach()
+        scores, shared = scratch.take_scores(len(vectors), weight.shape[0], vectors)
+        torch.mm(vectors, weight.t(), out=scores)
+        if scores.device.type == "cpu":
+            log_probs = torch.log_softmax(scores, 1, out=scores)  # in place, row by row
+        else:
+            log_probs = torch.log_softmax(scores, 1)
+        rows = torch.arange(len(targets), device=targets.device)
+        loss = -log_probs[rows, targets].mean()
+        ctx.save_for_backward(vectors, targets)
+        ctx.holder, ctx.log_probs, ctx.shared = holder, log_probs, shared
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[None, torch.Tensor | None, None, None]:
+        vectors, targets = ctx.saved_tensors
+        table, scratch = ctx.holder
+        grad = ctx.log_probs.exp_()  # softmax
+        rows = torch.arange(len(targets), device=targets.device)
+        grad.index_put_((rows, targets), torch.tensor(-1.0, dtype=grad.dtype, device=grad.device), accumulate=True)
+        grad.mul_(grad_loss / len(targets))
+        weight = table.detach()
+        grad_vectors = torch.mm(grad, weight) if ctx.needs_input_grad[1] else None
+        if table.requires_grad:
+            if table.grad is None:
+                table.grad = torch.mm(grad.t(), vectors, out=scratch.grad_buffer(table))
+            else:
+                table.grad.addmm_(grad.t(), vectors)
+        if ctx.shared:
+            scratch.give_back_scores()
+        ctx.holder = ctx.log_probs = None
+        return None, grad_vectors, None, None
+
+
+def scores_cross_entropy(
+    vectors: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, scratch: TableScratch | None = None
+) -> torch.Tensor:
+    """Mean cross-entropy of the scores `vectors @ table.T` ([B, d] x [n, d]) for 0-based `targets` [B].
+
+    Equals `F.cross_entropy(vectors @ table.T, targets)` in value and gradients. With `scratch`
+    (training), the buffers persist and the table's gradient goes into `table.grad` (module doc);
+    without it, the loss is plain autograd with the log-softmax taken in place.
+    """
+    if vectors.dim() != 2 or table.dim() != 2 or targets.dim() != 1 or len(vectors) != len(targets):
+        raise ValueError(
+            f"scores_cross_entropy needs vectors [B, d], table [n, d] and targets [B], got "
+            f"{tuple(vectors.shape)}, {tuple(table.shape)} and {tuple(targets.shape)}"
+        )
+    if scratch is not None and torch.is_grad_enabled() and (table.requires_grad or vectors.requires_grad):
+        anchor = torch.zeros((), device=vectors.device, requires_grad=True)  # keeps it in the graph
+        return _CrossEntropyIntoGrad.apply(anchor, vectors, targets.long(), (table, scratch))
+    logits = F.linear(vectors, table)
+    if not logits.requires_grad:
+        return F.cross_entropy(logits, targets)
+    loss, _ = _ConsumingCrossEntropy.apply(logits, targets.long())
+    return loss
+
+
+class _LookupIntoGrad(torch.autograd.Function):
+    """Rows of a table; backward adds their gradient into `table.grad` (see the module doc)."""
+
+    @staticmethod
+    def forward(ctx: Any, anchor: torch.Tensor, index: torch.Tensor, holder: tuple[torch.Tensor]) -> torch.Tensor:
+        (table,) = holder
+        ctx.holder = holder
+        ctx.save_for_backward(index)
+        return F.embedding(index, table.detach())
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_rows: torch.Tensor) -> tuple[None, None, None]:
+        (index,) = ctx.saved_tensors
+        (table,) = ctx.holder
+        ctx.holder = None
+        flat_index = index.reshape(-1)
+        flat_grad = grad_rows.reshape(-1, grad_rows.shape[-1]).to(table.dtype)
+        if table.grad is None:
+            table.grad = torch.zeros_like(table).index_add_(0, flat_index, flat_grad)
+        else:
+            table.grad.index_add_(0, flat_index, flat_grad)
+        return None, None, None
+
+
+def lookup(table: torch.Tensor, index: torch.Tensor, into_grad: bool = False) -> torch.Tensor:
+    """`table[index]`; with `into_grad` its gradient is added into `table.grad` (module doc).
+
+    With `into_grad`, call it after nothing else has put a gradient for `table` into autograd
+    (the scoring loss writes into `.grad` too), so the rows are added to the whole gradient.
+    """
+    if not (into_grad and table.requires_grad and torch.is_grad_enabled()):
+        return F.embedding(index, table)
+    anchor = torch.zeros((), device=table.device, requires_grad=True)  # puts the lookup in the graph
+    return _LookupIntoGrad.apply(anchor, index, (table,))
