@@ -174,6 +174,11 @@ class FPMC(TorchSessionModel):
             raise ConfigError("model 'fpmc' needs at least two items to draw negatives from.")
         return FPMCNet(data.n_items, self.factors, self.init_std, self.session_factor == "mean")
 
+    @property
+    def scoring_width(self) -> int:
+        """Width of the dense scoring work (two item tables with a session factor), for `bench train`'s floor."""
+        return self.factors * (2 if self.session_factor == "mean" else 1)
+
     def forward_scores(self, module: nn.Module, batch: Batch) -> torch.Tensor:
         return module.all_scores(batch)
 

@@ -209,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     q.add_argument("--eval-batch-size", type=int, help="prefixes per evaluation batch (default: the model's)")
     q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter of the model (repeatable)")
+    q.add_argument(
+        "--params-of", metavar="DATASET",
+        help="take the model's hyperparameters for this dataset from --config-dir's models/<model>.yaml "
+        "(default: the shape's dataset, yoochoose64 for --shape yoochoose64; 'none': the registered "
+        "defaults only); --set overrides them",
+    )
+    q.add_argument("--config-dir", type=Path, help="folder with models/<name>.yaml (default: configs/)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--profile", action="store_true", help="also profile the training steps (torch.profiler) and print the top operators")
     q.add_argument("--json", action="store_true")
@@ -474,7 +481,8 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     for text in args.set:
         if "=" not in text or not text.partition("=")[0].strip():
             raise SessbenchError(f"--set '{text}': expected KEY=VALUE, e.g. --set hidden_size=64")
-    params = parse_set_options([f"{args.model}.{text}" for text in args.set]).get(args.model, {})
+    cli_params = parse_set_options([f"{args.model}.{text}" for text in args.set]).get(args.model, {})
+    params = bench_params(args.model, args.shape, args.params_of, args.config_dir, cli_params)
     for name in ("n_items", "n_prefixes", "eval_batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -486,6 +494,32 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     )
     print(json.dumps(result, indent=2) if args.json else format_train_report(result))
     return 0
+
+
+def bench_params(
+    model: str, shape: str, params_of: str | None, config_dir: Path | None, cli_params: dict[str, Any]
+) -> dict[str, Any]:
+    """The hyperparameters `bench train` uses: the config file's layer for a dataset, then --set.
+
+    By default the layer of the dataset the shape imitates (yoochoose64), so the benchmark times
+    the model as `sessbench run` would train it there; only the values that differ from the
+    registered defaults are passed on (the benchmark records them).
+    """
+    from sessbench.config import ParamResolver, default_config_dir
+    from sessbench.data.registry import DATASETS
+    from sessbench.models import get_model
+
+    dataset = params_of if params_of is not None else (shape if shape in DATASETS else "none")
+    if dataset == "none":
+        return dict(cli_params)
+    if dataset not in DATASETS:
+        raise SessbenchError(
+            f"--params-of '{dataset}': unknown dataset; choose one of {', '.join(DATASETS)} or 'none'."
+        )
+    spec = get_model(model)
+    resolver = ParamResolver(config_dir=config_dir or default_config_dir(), cli_params={model: cli_params})
+    resolved = resolver.resolve(spec, dataset)
+    return {k: v for k, v in resolved.items() if k in cli_params or spec.defaults.get(k) != v}
 
 
 # ---------------------------------------------------------------------------- entry point

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,14 +18,10 @@ from baselines.gru4rec.sampling import SampleCache, sampling_weights
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, get_model
+from toy import p_at_1, successor_data
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def hand_built() -> SessionSet:
@@ -90,16 +86,6 @@ def test_step_batch_marks_only_shrinking_steps_with_keep() -> None:
 # ---------------------------------------------------------------------------- hidden state
 
 
-def successor_data(n_items: int = 30, n_sessions: int = 300, seed: int = 0) -> TrainingData:
-    """Sessions [s, s+1, ..., s+k] with increasing timestamps: every item is followed by its successor."""
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(2, 7, size=n_sessions)
-    starts = rng.integers(1, n_items - lengths + 2)
-    sessions = [list(range(s, s + n)) for s, n in zip(starts, lengths)]
-    ts = rng.permutation(n_sessions)
-    return TrainingData(SessionSet.from_lists(sessions, timestamps=ts), None, n_items, "successor")
-
-
 def replay(model: GRU4Rec, data: TrainingData, module: GRU4RecNet) -> list[tuple[Any, list[torch.Tensor], list[torch.Tensor]]]:
     """Run one epoch of steps through the model's loss path; record (batch, state before, state after)."""
     out = []
@@ -119,7 +105,7 @@ def test_hidden_state_is_reset_exactly_at_session_boundaries(embedding: str, lay
     If a reset were missing or misplaced, the state would carry the previous session and differ;
     if slots were mis-ordered after a drop, they would get another slot's state.
     """
-    data = successor_data(n_items=12, n_sessions=9, seed=3)
+    data = successor_data(n_items=12, n_sessions=9, seed=3, shuffled_times=True)
     model = GRU4Rec(layers=layers, embedding=embedding, embedding_size=4, batch_size=3, n_sample=2, epochs=1)
     torch.manual_seed(0)
     module = model.build(data)
@@ -151,7 +137,7 @@ def test_hidden_state_is_reset_exactly_at_session_boundaries(embedding: str, lay
 
 
 def test_each_epoch_starts_from_zero_state() -> None:
-    data = successor_data(n_items=12, n_sessions=9, seed=3)
+    data = successor_data(n_items=12, n_sessions=9, seed=3, shuffled_times=True)
     model = GRU4Rec(layers=[5], batch_size=3, n_sample=2)
     module = model.build(data)
     replay(model, data, module)
@@ -179,7 +165,7 @@ def test_prefix_encoder_ignores_padding_and_batch_company() -> None:
 
 
 def test_scores_have_one_column_per_item_plus_padding() -> None:
-    data = successor_data()
+    data = successor_data(shuffled_times=True)
     model = GRU4Rec(layers=[8], n_sample=4, epochs=1, batch_size=8)
     model.fit(data, FitContext(seed=0))
     batch = data.train_examples().batch(np.arange(10))
@@ -260,7 +246,7 @@ def test_sampled_losses_equal_a_naive_reference() -> None:
 
 def test_model_loss_uses_in_batch_targets_samples_and_logq() -> None:
     """The model's step loss equals the naive formula on the columns it should have used."""
-    data = successor_data(n_items=12, n_sessions=9, seed=3)
+    data = successor_data(n_items=12, n_sessions=9, seed=3, shuffled_times=True)
     for loss, extra in [("cross-entropy", {"logq": 1.0}), ("bpr-max", {"final_act": "linear", "bpreg": 0.5}), ("top1-max", {})]:
         model = GRU4Rec(layers=[5], batch_size=3, n_sample=2, sample_alpha=0.5, loss=loss, **extra)
         module = model.build(data)
@@ -323,15 +309,6 @@ def test_adagrad_momentum_formula_on_a_scalar() -> None:
 # ---------------------------------------------------------------------------- learning and determinism
 
 
-def p_at_1(model: Any, data: TrainingData, min_length: int = 1) -> float:
-    examples = data.train_examples()
-    keep = np.flatnonzero(examples.prefix_lengths >= min_length)
-    batch = examples.batch(keep)
-    scores = model.score(batch).clone()
-    scores[:, 0] = -torch.inf
-    return float((scores.argmax(1).cpu() == batch.targets).float().mean())
-
-
 @pytest.mark.parametrize(
     "params",
     [
@@ -341,7 +318,7 @@ def p_at_1(model: Any, data: TrainingData, min_length: int = 1) -> float:
     ],
 )
 def test_learns_a_deterministic_sequence_to_near_perfect_p1(params: dict[str, Any]) -> None:
-    data = successor_data()
+    data = successor_data(shuffled_times=True)
     model = GRU4Rec(layers=[32], batch_size=16, n_sample=8, epochs=6, lr=0.1, **params)
     model.fit(data, FitContext(seed=0))
     assert p_at_1(model, data) >= 0.95
@@ -363,7 +340,7 @@ def test_learns_a_pattern_that_needs_the_history() -> None:
 
 
 def test_same_seed_same_model_other_seed_other_model() -> None:
-    data = successor_data(n_sessions=60)
+    data = successor_data(n_sessions=60, shuffled_times=True)
     states = []
     for seed in (4, 4, 5):
         model = GRU4Rec(layers=[8], batch_size=8, n_sample=4, epochs=2, dropout_hidden=0.2, dropout_embed=0.1)
@@ -408,7 +385,7 @@ def test_registered_with_groups_and_training_defaults() -> None:
 
 
 def test_every_prefix_batch_type_is_accepted_by_score() -> None:
-    data = successor_data(n_sessions=40)
+    data = successor_data(n_sessions=40, shuffled_times=True)
     model = GRU4Rec(layers=[8], batch_size=8, n_sample=4, epochs=1)
     model.fit(data, FitContext(seed=0))
     batch = Batch(

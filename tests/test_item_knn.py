@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from baselines.item_knn import ItemKNN, cooccurrence_topn, session_item_matrix

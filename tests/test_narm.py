@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
 from baselines.narm import NARM, NARMNet
-from sessbench.data.sessions import SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, get_model
+from toy import p_at_1, successor_data
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def successor_data(n_items: int = 30, n_sessions: int = 300, seed: int = 0) -> TrainingData:
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(2, 7, size=n_sessions)
-    starts = rng.integers(1, n_items - lengths + 2)
-    sessions = [list(range(s, s + n)) for s, n in zip(starts, lengths)]
-    return TrainingData(SessionSet.from_lists(sessions), None, n_items, "successor")
-
-
-def p_at_1(model: Any, data: TrainingData) -> float:
-    batch = data.train_examples().batch(slice(None))
-    scores = model.score(batch).clone()
-    scores[:, 0] = -torch.inf
-    return float((scores.argmax(1).cpu() == batch.targets).float().mean())
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_paper_settings_are_the_defaults() -> None:

@@ -276,3 +276,17 @@ def test_odd_names_reach_the_figures_as_text(tmp_path: Path) -> None:
     write_report(runs, tmp_path / "out", resamples=99)
     svg = (tmp_path / "out" / "figures" / "short-long-synthetic.svg").read_text()
     assert "my$model_{x}$ &lt;b&gt;" in svg
+
+
+def test_groups_of_one_model_are_named_by_the_hyperparameters_that_differ() -> None:
+    from sessbench.report.tables import config_label
+
+    configs = {
+        "aaa": {"lr": 0.001, "lr_schedule": "after_epoch", "item_rows": None},
+        "bbb": {"lr": 0.001, "lr_schedule": "official_torch2", "item_rows": 37483},
+    }
+    assert config_label("srgnn", "aaa", {"aaa": configs["aaa"]}) == "srgnn"
+    assert config_label("srgnn", "aaa", configs) == "srgnn [item_rows=None, lr_schedule=after_epoch]"
+    assert config_label("srgnn", "bbb", configs) == "srgnn [item_rows=37483, lr_schedule=official_torch2]"
+    same = {"aaa": {"lr": 0.1}, "bbb": {"lr": 0.1}}  # only settings differ: fall back to the id
+    assert config_label("srgnn", "bbb", same) == "srgnn [bbb]"

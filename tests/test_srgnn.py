@@ -3,14 +3,11 @@ written from the official code's description, the variants' matrices, gradients,
 
 from __future__ import annotations
 
-import math
-from typing import Iterator
-
 import numpy as np
 import pytest
 import torch
 
-from sessbench.data.sessions import Batch, SessionSet, TrainingData
+from sessbench.data.sessions import SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, get_model, resolve_models
 from srgnn.global_graph import GlobalItemGraph, transition_counts
@@ -19,7 +16,6 @@ from srgnn.graph import (
     connection_matrix,
     higher_order_connections,
     session_connections,
-    weighted_edge_connections,
 )
 from srgnn.model import SRGNNNet
 from srgnn.item_table import TableScratch, lookup, scores_cross_entropy
@@ -27,12 +23,7 @@ from srgnn.item_table import TableScratch, lookup, scores_cross_entropy
 ALL = ["srgnn", "srgnn-ngc", "srgnn-fc", "srgnn-l", "srgnn-avg", "srgnn-att"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def padded(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,13 +23,7 @@ from sessbench.training import (
 N_ITEMS = 20
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads, and on a busy machine threads spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class LastItemNet(torch.nn.Module):

@@ -145,8 +145,15 @@ def _floor_optimizer(model: SessionRecommender, module: torch.nn.Module) -> torc
     return torch.optim.Adam(module.parameters(), lr=1e-3)
 
 
-def _item_dim(module: torch.nn.Module | None, n_items: int, params: dict[str, Any]) -> int:
-    """Width of the model's item table: a 2-d parameter with n_items (+1) rows, else a param, else 100."""
+def _item_dim(
+    module: torch.nn.Module | None, n_items: int, params: dict[str, Any], model: SessionRecommender | None = None
+) -> int:
+    """Width of the model's scoring product: the model's own `scoring_width` if it declares one
+    (e.g. FPMC scores with two item tables), else a 2-d parameter with n_items (+1) rows, else a
+    size hyperparameter, else 100."""
+    width = getattr(model, "scoring_width", None)
+    if isinstance(width, int) and width > 0:
+        return width
     if module is not None:
         for p in module.parameters():
             if p.dim() == 2 and p.shape[0] in (n_items, n_items + 1):
@@ -371,6 +378,7 @@ def run_train_benchmark(
         "threads": torch.get_num_threads(),
         "device": str(dev),
         "seed": seed,
+        "params": {k: params[k] for k in sorted(params)},  # those that differ from the registered defaults
         "generate_s": round(generate_s, 3),
     }
     torch.manual_seed(seed)
@@ -384,7 +392,7 @@ def run_train_benchmark(
         model.fit(data, ctx)  # torch: builds the network with no epoch; others: the whole fit
         fit_s = time.perf_counter() - t1
         module = getattr(model, "module", None) if is_torch else None
-        dim = _item_dim(module, n, model.params)
+        dim = _item_dim(module, n, model.params, model)
         ebs = eval_batch_size or getattr(model, "eval_batch_size", None) or auto_batch_size(n)
         eval_batches = list(islice(test.iter_batches(int(ebs)), warmup + batches))
         timed_eval, warm_eval = eval_batches[warmup:] or eval_batches, eval_batches[:warmup]
@@ -440,6 +448,8 @@ def format_train_report(result: dict[str, Any]) -> str:
         f"{r['n_train_prefixes']:,} training prefixes), {r['device']}, {r['threads']} thread(s)"
     )
     lines = [head]
+    if r.get("params"):
+        lines.append("  hyperparameters: " + ", ".join(f"{k}={v}" for k, v in r["params"].items()))
     if "train_seq_per_s" in r:
         lines.append(
             f"  train  {r['train_seq_per_s']:10,.0f} seq/s   floor {r['floor_train_seq_per_s']:10,.0f} seq/s   "

@@ -18,6 +18,7 @@ import numpy as np
 
 from sessbench.evaluation import RankCounts
 from sessbench.report.paper import MODEL_ORDER, PAPER_DATASETS
+from sessbench.report.tables import config_label
 from sessbench.results import iter_records
 
 #: datasets in the order the paper shows them, then ours
@@ -152,12 +153,12 @@ class Store:
                    str(rec.get("config_id", "")))
             group = by_key.setdefault(key, RunGroup(*key, label=key[2]))
             (group.ok if rec.get("status") == "ok" else group.failed).append(rec)
-        configs: dict[tuple[str, str, str], int] = defaultdict(int)
-        for dataset, protocol, model, _ in by_key:
-            configs[(dataset, protocol, model)] += 1
+        siblings: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
         for (dataset, protocol, model, config_id), group in by_key.items():
-            if configs[(dataset, protocol, model)] > 1:
-                group.label = f"{model} [{config_id}]"
+            first = (group.ok or group.failed)[0]
+            siblings[(dataset, protocol, model)][config_id] = (first.get("config") or {}).get("params") or {}
+        for (dataset, protocol, model, config_id), group in by_key.items():
+            group.label = config_label(model, config_id, siblings[(dataset, protocol, model)])
         groups = sorted(
             by_key.values(),
             key=lambda g: (dataset_sort_key(g.dataset), g.protocol != "validated", g.protocol,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -39,6 +40,23 @@ class Row:
         return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
 
 
+def config_label(model: str, config_id: str, configs: dict[str, dict[str, Any]]) -> str:
+    """How a run group is named when one model ran with several configurations on one dataset.
+
+    `configs` maps each sibling's config_id to its hyperparameters. The label names the
+    hyperparameters whose values differ among the siblings (`srgnn [lr_schedule=official_torch2]`),
+    so a reader sees what was varied; the config_id is the fallback when only settings differ.
+    """
+    if len(configs) < 2:
+        return model
+    keys = sorted({k for params in configs.values() for k in params})
+    varied = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str) for p in configs.values()}) > 1]
+    if not varied:
+        return f"{model} [{config_id}]"
+    params = configs[config_id]
+    return f"{model} [{', '.join(f'{k}={params.get(k)}' for k in varied)}]"
+
+
 def headline_value(record: dict[str, Any], key: str) -> float | None:
     """The value a table shows: under the paper protocol the per-metric best over epochs."""
     if record.get("protocol") == "paper" and record.get("paper_best", {}).get(key) is not None:
@@ -50,9 +68,11 @@ def headline_value(record: dict[str, Any], key: str) -> float | None:
 def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
     """One row per (dataset, model, protocol, config): only runs that differ by seed are averaged."""
     rows: dict[tuple[str, str, str, str], Row] = {}
+    params_of: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for rec in records:
         key = (rec["dataset"], rec["model"], rec.get("protocol", "validated"), rec.get("config_id", ""))
         row = rows.setdefault(key, Row(*key, label=rec["model"]))
+        params_of.setdefault(key, (rec.get("config") or {}).get("params") or {})
         if rec.get("status") != "ok":
             row.failed += 1
             continue
@@ -64,12 +84,11 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
         timing = rec.get("timing", {})
         row.fit_s.append(float(timing.get("fit_s", 0.0)))
         row.predict_s.append(float(timing.get("predict_s", 0.0)))
-    configs: dict[tuple[str, str, str], int] = defaultdict(int)
-    for dataset, model, protocol, _ in rows:
-        configs[(dataset, model, protocol)] += 1
+    siblings: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (dataset, model, protocol, config_id) in rows:
+        siblings[(dataset, model, protocol)][config_id] = params_of.get((dataset, model, protocol, config_id), {})
     for (dataset, model, protocol, config_id), row in rows.items():
-        if configs[(dataset, model, protocol)] > 1:
-            row.label = f"{model} [{config_id}]"
+        row.label = config_label(model, config_id, siblings[(dataset, model, protocol)])
     return sorted(rows.values(), key=lambda r: (r.dataset, r.protocol, r.model != "oracle", r.label))
 
 

@@ -1,0 +1,33 @@
+"""Toy data shared by the model tests: sessions whose next item is always the successor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from sessbench.data.sessions import SessionSet, TrainingData
+
+
+def successor_data(n_items: int = 30, n_sessions: int = 300, seed: int = 0, shuffled_times: bool = False) -> TrainingData:
+    """Sessions [s, s+1, ..., s+k]: every item is followed by its successor.
+
+    `shuffled_times` stores the sessions out of time order (random timestamps), for models that
+    must sort them (GRU4Rec's time-ordered session-parallel batches).
+    """
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(2, 7, size=n_sessions)
+    starts = rng.integers(1, n_items - lengths + 2)
+    sessions = [list(range(s, s + n)) for s, n in zip(starts, lengths)]
+    timestamps = rng.permutation(n_sessions) if shuffled_times else None
+    return TrainingData(SessionSet.from_lists(sessions, timestamps=timestamps), None, n_items, "successor")
+
+
+def p_at_1(model: Any, data: TrainingData, min_length: int = 1) -> float:
+    """Share of training prefixes (at least `min_length` long) whose top-scored item is the target."""
+    examples = data.train_examples()
+    batch = examples.batch(np.flatnonzero(examples.prefix_lengths >= min_length))
+    scores = model.score(batch).clone()
+    scores[:, 0] = -torch.inf
+    return float((scores.argmax(1).cpu() == batch.targets).float().mean())
