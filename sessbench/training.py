@@ -437,13 +437,7 @@ class TorchSessionModel(SessionRecommender):
         with ctx.progress(total=n_batches, desc=f"{self.label} epoch {epoch}") as bar:
             for batch_no, batch in enumerate(self.train_batches(data, epoch, rng)):
                 batch = batch.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                loss = self.loss(module, batch)
-                loss.backward()
-                if self.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
-                optimizer.step()
-                window.append(loss.detach())
+                window.append(self.train_step(module, optimizer, batch))
                 n_examples += len(batch)
                 bar.update(1)
                 if len(window) >= self.sync_every:
@@ -458,6 +452,20 @@ class TorchSessionModel(SessionRecommender):
                 f"'{data.dataset}' has no training prefixes (it needs sessions of length >= 2)."
             )
         return total / count, n_examples
+
+    def train_step(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Any) -> torch.Tensor:
+        """One optimizer step on a batch already on the device; returns the detached loss.
+
+        The loop and `sessbench bench train` both call this, so the benchmark times exactly
+        what training does.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(module, batch)
+        loss.backward()
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), self.grad_clip)
+        optimizer.step()
+        return loss.detach()
 
     def _flush(
         self, window: list[torch.Tensor], total: float, count: int, epoch: int, last_batch: int

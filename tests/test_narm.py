@@ -10,7 +10,7 @@ import torch
 from baselines.narm import NARM, NARMNet
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, get_model
-from toy import p_at_1, successor_data
+from toy import assert_padding_and_batch_company_do_not_matter, p_at_1, successor_data
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -26,18 +26,7 @@ def test_paper_settings_are_the_defaults() -> None:
 
 def test_scores_shape_and_padding_and_batch_company_do_not_matter() -> None:
     torch.manual_seed(0)
-    net = NARMNet(20, 6, 8, 0.25, 0.5).eval()
-    items = torch.tensor([[3, 4, 5, 0, 0], [7, 8, 9, 10, 11], [2, 0, 0, 0, 0]])
-    lengths = torch.tensor([3, 5, 1])
-    with torch.no_grad():
-        scores = net(items, lengths)
-        assert scores.shape == (3, 21)
-        for i in range(3):
-            n = int(lengths[i])
-            alone = net(items[i : i + 1, :n], lengths[i : i + 1])
-            torch.testing.assert_close(scores[i : i + 1], alone)
-            wider = torch.cat([items[i : i + 1, :n], torch.zeros(1, 4, dtype=torch.long)], 1)
-            torch.testing.assert_close(net(wider, lengths[i : i + 1]), alone)
+    assert_padding_and_batch_company_do_not_matter(NARMNet(20, 6, 8, 0.25, 0.5).eval())
 
 
 def test_attention_weights_only_real_positions_and_uses_the_last_state() -> None:

@@ -31,3 +31,18 @@ def p_at_1(model: Any, data: TrainingData, min_length: int = 1) -> float:
     scores = model.score(batch).clone()
     scores[:, 0] = -torch.inf
     return float((scores.argmax(1).cpu() == batch.targets).float().mean())
+
+
+def assert_padding_and_batch_company_do_not_matter(net: torch.nn.Module, n_items: int = 20) -> None:
+    """A prefix scores the same alone, in a batch, and with extra padding (net(items, lengths))."""
+    items = torch.tensor([[3, 4, 5, 0, 0], [7, 8, 9, 10, 11], [2, 0, 0, 0, 0]])
+    lengths = torch.tensor([3, 5, 1])
+    with torch.no_grad():
+        scores = net(items, lengths)
+        assert scores.shape == (3, n_items + 1)
+        for i in range(3):
+            n = int(lengths[i])
+            alone = net(items[i : i + 1, :n], lengths[i : i + 1])
+            torch.testing.assert_close(scores[i : i + 1], alone)
+            wider = torch.cat([items[i : i + 1, :n], torch.zeros(1, 4, dtype=torch.long)], 1)
+            torch.testing.assert_close(net(wider, lengths[i : i + 1]), alone)

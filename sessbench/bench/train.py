@@ -263,13 +263,7 @@ def _model_train(
 
     def step(batch: Any) -> int:
         batch = batch.to(device)
-        optimizer.zero_grad(set_to_none=True)
-        loss = model.loss(module, batch)
-        loss.backward()
-        if model.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), model.grad_clip)
-        optimizer.step()
-        losses.append(loss.detach())
+        losses.append(model.train_step(module, optimizer, batch))
         return len(batch)
 
     def run() -> int:

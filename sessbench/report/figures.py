@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from sessbench.atomic import atomic_write_bytes
 from sessbench.report.paper import ABLATIONS
-from sessbench.report.store import RunGroup, Store, mean_std
+from sessbench.report.store import RunGroup, Store, group_sizes, mean_std
 
 #: Okabe-Ito colours (distinguishable with common colour-vision deficiencies)
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -162,7 +162,7 @@ def short_long_figure(store: Store, dataset: str, protocol: str, out_dir: Path, 
         width = max(6.4, 1.4 + 0.55 * len(groups))
         fig = Figure(figsize=(width, 6.0), layout="constrained")
         axes = fig.subplots(2, 1, sharex=True)
-        n = _group_sizes(groups)
+        n = group_sizes(groups)
         names = ("short (≤ 5)", "long (> 5)") if n is None else (f"short (≤ 5): {n[0]:,} prefixes", f"long (> 5): {n[1]:,} prefixes")
         for ax, (metric, ylabel) in zip(axes, METRICS):
             series = [
@@ -178,12 +178,3 @@ def short_long_figure(store: Store, dataset: str, protocol: str, out_dir: Path, 
         where = "" if protocol == "validated" else f", {protocol} protocol"
         fig.suptitle(f"Short and long test prefixes on {dataset}{where}", fontsize=10)
         return save(fig, out_dir, stem)
-
-
-def _group_sizes(groups: list[RunGroup]) -> tuple[int, int] | None:
-    for g in groups:
-        for r in g.ok:
-            n = r.get("n_examples") or {}
-            if "short" in n and "long" in n:
-                return int(n["short"]), int(n["long"])
-    return None

@@ -14,7 +14,7 @@ from sessbench.report.doc import Cell, Column, Table, code
 from sessbench.report.fmt import DASH, integer, number, pct, pct_cell, seconds, signed_points
 from sessbench.report.paper import ABLATIONS, PAPER_SHORT, paper_table1, paper_value
 from sessbench.report.stats import PairedResult, format_p, holm, paired_randomization_test
-from sessbench.report.store import ORACLE, RunGroup, Store, mean_std
+from sessbench.report.store import ORACLE, RunGroup, Store, group_sizes, mean_std
 from sessbench.report.tables import is_full_dataset
 
 HEADLINE = ("P@20", "MRR@20")
@@ -421,7 +421,7 @@ def short_long_table(store: Store, dataset: str, protocol: str) -> Table | None:
         for group in ("short", "long"):
             mark_best(table, rows, f"{metric} {group}", groups,
                       lambda g, m=metric, s=group: mean_std(g.group_values(s, m))[0])
-    n = store_group_sizes(groups)
+    n = group_sizes(groups)
     if n:
         total = n[0] + n[1]
         table.note(f"Test prefixes: {n[0]:,} short ({100 * n[0] / total:.1f}%), {n[1]:,} long "
@@ -430,15 +430,6 @@ def short_long_table(store: Store, dataset: str, protocol: str) -> Table | None:
         table.note(f"{PAPER_MARK} The groups hold the test ranks of the restored model (the latest epoch "
                    "with the best test P@20), not of each metric's best epoch.")
     return table
-
-
-def store_group_sizes(groups: list[RunGroup]) -> tuple[int, int] | None:
-    for g in groups:
-        for r in g.ok:
-            n = r.get("n_examples") or {}
-            if "short" in n and "long" in n:
-                return int(n["short"]), int(n["long"])
-    return None
 
 
 # ---------------------------------------------------------------------------- cost

@@ -133,6 +133,16 @@ def dataset_sort_key(dataset: str) -> tuple[int, str]:
     return (base, dataset)
 
 
+def group_sizes(groups: list[RunGroup]) -> tuple[int, int] | None:
+    """(short, long) test prefix counts, from the first record that stores them (they are the split's)."""
+    for g in groups:
+        for r in g.ok:
+            n = r.get("n_examples") or {}
+            if "short" in n and "long" in n:
+                return int(n["short"]), int(n["long"])
+    return None
+
+
 @dataclass
 class Store:
     """Every record of a runs directory, grouped."""
