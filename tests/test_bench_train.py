@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sessbench.bench.train import SHAPES, BenchShape, run_train_benchmark, shape_data
+from sessbench.bench.train import SHAPES, BenchShape, format_train_report, run_train_benchmark, shape_data
 from sessbench.cli import main
 from sessbench.data.sessions import Batch, TrainingData
 from sessbench.models import ModelSpec
@@ -48,6 +48,11 @@ def test_torch_model_reports_throughputs_floors_and_ratios() -> None:
         assert r[key] > 0, key
     assert r["train_floor_ratio"] == pytest.approx(r["train_seq_per_s"] / r["floor_train_seq_per_s"], rel=1e-2, abs=1e-3)
     assert r["eval_floor_ratio"] == pytest.approx(r["eval_seq_per_s"] / r["floor_eval_seq_per_s"], rel=1e-2, abs=1e-3)
+    assert r["floor_train_blocked_seq_per_s"] > 0
+    assert r["train_blocked_floor_ratio"] == pytest.approx(
+        r["train_seq_per_s"] / r["floor_train_blocked_seq_per_s"], rel=1e-2, abs=1e-3
+    )
+    assert "blocked floor" in format_train_report(r)
     assert r["dim"] == 16 and r["batch_size"] == 100 and r["threads"] == 1
     assert np.isfinite(r["train_loss"])
 

@@ -246,6 +246,44 @@ def test_fused_cross_entropy_equals_the_plain_one(with_scratch: bool) -> None:
         torch.testing.assert_close(scores_cross_entropy(vectors, table, targets, scratch), ref.detach())
 
 
+def test_blocked_cross_entropy_equals_the_plain_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of 4 items over 30 (the last one partial): same loss and gradients, accumulation too."""
+    import sessbench.blocked_products as blocked
+
+    monkeypatch.setattr(blocked, "CPU_ITEM_BLOCK", 4)
+    assert blocked.item_blocks(30, torch.device("cpu"))[-2:] == [(24, 28), (28, 30)]
+    torch.manual_seed(1)
+    vectors = torch.randn(6, 5, requires_grad=True)
+    table = torch.nn.Parameter(torch.randn(30, 5))
+    targets = torch.tensor([0, 3, 29, 28, 11, 5])
+    scratch = TableScratch()
+    scores_cross_entropy(vectors, table, targets, scratch).backward()
+    scores_cross_entropy(vectors, table, targets, scratch).backward()  # accumulates, block by block
+    got = (vectors.grad.clone(), table.grad.clone())
+    vectors.grad = table.grad = None
+    ref = torch.nn.functional.cross_entropy(vectors @ table.T, targets)
+    (2.0 * ref).backward()
+    torch.testing.assert_close(got[0], vectors.grad)
+    torch.testing.assert_close(got[1], table.grad)
+
+
+def test_fused_cross_entropy_is_exact_when_the_target_probability_underflows() -> None:
+    """A target scored far below the rest has p = 0 in float32; the loss must stay finite and exact."""
+    vectors = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    table = torch.nn.Parameter(torch.tensor([[200.0, 0.0], [-200.0, 0.0], [0.0, 1.0]]))
+    targets = torch.tensor([1, 2])  # row 0: target 400 below the best item, p underflows
+    loss = scores_cross_entropy(vectors, table, targets, TableScratch())
+    loss.backward()
+    got = (loss.detach(), vectors.grad.clone(), table.grad.clone())
+    vectors.grad = table.grad = None
+    ref = torch.nn.functional.cross_entropy(vectors @ table.T, targets)
+    ref.backward()
+    assert torch.isfinite(got[0]) and got[0] > 150
+    torch.testing.assert_close(got[0], ref.detach())
+    torch.testing.assert_close(got[1], vectors.grad)
+    torch.testing.assert_close(got[2], table.grad)
+
+
 def test_fused_cross_entropy_accumulates_and_survives_interleaved_losses() -> None:
     torch.manual_seed(0)
     vectors = torch.randn(4, 3, requires_grad=True)
