@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate N batches of a model on generated data of a given shape (default: "
         "YOOCHOOSE 1/64, 369,859 training prefixes, 37,483 items) and print sequences/s, peak memory and the "
         "floors (item-table product, its backward and optimizer step; scoring product and ranking) measured "
-        "in the same process with the same shapes and threads.",
+        "in the same process with the same shapes and threads; torch models also get a blocked training floor "
+        "(the same work with the item-table products in cache-sized blocks, sessbench.blocked_products).",
     )
     q.add_argument("--model", required=True, help="a registered model, e.g. srgnn")
     q.add_argument("--shape", default="yoochoose64", help="yoochoose64 (default) or tiny")

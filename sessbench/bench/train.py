@@ -188,8 +188,8 @@ def _train_floor(
     optimizer = _floor_optimizer(model, table)
     vectors = torch.randn(batch_size, dim, generator=g).to(device).requires_grad_(True)
     upstream = (torch.randn(batch_size, n_items + 1, generator=g) / batch_size).to(device)
-    scores = torch.empty_like(upstream)
-    grad_buffer = torch.empty_like(table.weight)
+    scores = torch.empty_like(upstream) if blocked else None
+    grad_buffer = torch.empty_like(table.weight) if blocked else None
 
     def plain_step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -200,6 +200,7 @@ def _train_floor(
     def blocked_step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
+            assert scores is not None and grad_buffer is not None
             weight, inputs = table.weight.detach(), vectors.detach()
             scores_into(inputs, weight, scores)
             vectors.grad = upstream @ weight
