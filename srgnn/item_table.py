@@ -68,39 +68,6 @@ def _target_nll(
     return nll
 
 
-class _ConsumingCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy of `logits` [B, n] (0-based targets) that reuses the logits' memory."""
-
-    @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.set_materialize_grads(False)
-        if logits.device.type == "cpu":
-            log_probs = torch.log_softmax(logits, 1, out=logits)  # in place, row by row
-            ctx.mark_dirty(logits)
-        else:
-            log_probs = torch.log_softmax(logits, 1)
-        rows = torch.arange(len(targets), device=targets.device)
-        loss = -log_probs[rows, targets].mean()
-        ctx.save_for_backward(targets)
-        ctx.log_probs = log_probs  # turned into the gradient in place by backward
-        ctx.mark_non_differentiable(log_probs)
-        return loss, log_probs
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_loss: torch.Tensor | None, _unused: Any) -> tuple[torch.Tensor | None, None]:
-        (targets,) = ctx.saved_tensors
-        grad = ctx.log_probs
-        ctx.log_probs = None
-        if grad_loss is None:
-            return None, None
-        grad.exp_()  # softmax
-        rows = torch.arange(len(targets), device=targets.device)
-        grad.index_put_((rows, targets), torch.tensor(-1.0, dtype=grad.dtype, device=grad.device), accumulate=True)
-        grad.mul_(grad_loss / len(targets))
-        return grad, None
-
-
 class TableScratch:
     """Memory reused across training steps for one item table: the score buffer and the gradient.
 
@@ -185,7 +152,7 @@ def scores_cross_entropy(
 
     Equals `F.cross_entropy(vectors @ table.T, targets)` in value and gradients. With `scratch`
     (training), the buffers persist and the table's gradient goes into `table.grad` (module doc);
-    without it, the loss is plain autograd with the log-softmax taken in place.
+    without it (or without gradients), it is that plain expression.
     """
     if vectors.dim() != 2 or table.dim() != 2 or targets.dim() != 1 or len(vectors) != len(targets):
         raise ValueError(
@@ -195,11 +162,7 @@ def scores_cross_entropy(
     if scratch is not None and torch.is_grad_enabled() and (table.requires_grad or vectors.requires_grad):
         anchor = torch.zeros((), device=vectors.device, requires_grad=True)  # keeps it in the graph
         return _CrossEntropyIntoGrad.apply(anchor, vectors, targets.long(), (table, scratch))
-    logits = F.linear(vectors, table)
-    if not logits.requires_grad:
-        return F.cross_entropy(logits, targets)
-    loss, _ = _ConsumingCrossEntropy.apply(logits, targets.long())
-    return loss
+    return F.cross_entropy(F.linear(vectors, table), targets)
 
 
 class _LookupIntoGrad(torch.autograd.Function):

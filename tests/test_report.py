@@ -279,7 +279,7 @@ def test_odd_names_reach_the_figures_as_text(tmp_path: Path) -> None:
 
 
 def test_groups_of_one_model_are_named_by_the_hyperparameters_that_differ() -> None:
-    from sessbench.report.tables import config_label
+    from sessbench.report.tables import config_label, config_labels
 
     configs = {
         "aaa": {"lr": 0.001, "lr_schedule": "after_epoch", "item_rows": None},
@@ -290,3 +290,10 @@ def test_groups_of_one_model_are_named_by_the_hyperparameters_that_differ() -> N
     assert config_label("srgnn", "bbb", configs) == "srgnn [item_rows=37483, lr_schedule=official_torch2]"
     same = {"aaa": {"lr": 0.1}, "bbb": {"lr": 0.1}}  # only settings differ: fall back to the id
     assert config_label("srgnn", "bbb", same) == "srgnn [bbb]"
+    # siblings are the configurations of one model in one scope (dataset and protocol) only
+    labels = config_labels({
+        ("d1", "srgnn", "aaa"): configs["aaa"], ("d1", "srgnn", "bbb"): configs["bbb"],
+        ("d2", "srgnn", "aaa"): configs["aaa"], ("d1", "narm", "ccc"): {"lr": 0.5},
+    })
+    assert labels[("d1", "srgnn", "bbb")] == "srgnn [item_rows=37483, lr_schedule=official_torch2]"
+    assert labels[("d2", "srgnn", "aaa")] == "srgnn" and labels[("d1", "narm", "ccc")] == "narm"

@@ -8,7 +8,6 @@ report never reruns a model; everything comes from the JSON records and their ra
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from sessbench.evaluation import RankCounts
 from sessbench.report.paper import MODEL_ORDER, PAPER_DATASETS
-from sessbench.report.tables import config_label
+from sessbench.report.tables import config_labels
 from sessbench.results import iter_records
 
 #: datasets in the order the paper shows them, then ours
@@ -163,12 +162,12 @@ class Store:
                    str(rec.get("config_id", "")))
             group = by_key.setdefault(key, RunGroup(*key, label=key[2]))
             (group.ok if rec.get("status") == "ok" else group.failed).append(rec)
-        siblings: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+        labels = config_labels({
+            ((d, p), m, c): ((group.ok or group.failed)[0].get("config") or {}).get("params") or {}
+            for (d, p, m, c), group in by_key.items()
+        })
         for (dataset, protocol, model, config_id), group in by_key.items():
-            first = (group.ok or group.failed)[0]
-            siblings[(dataset, protocol, model)][config_id] = (first.get("config") or {}).get("params") or {}
-        for (dataset, protocol, model, config_id), group in by_key.items():
-            group.label = config_label(model, config_id, siblings[(dataset, protocol, model)])
+            group.label = labels[((dataset, protocol), model, config_id)]
         groups = sorted(
             by_key.values(),
             key=lambda g: (dataset_sort_key(g.dataset), g.protocol != "validated", g.protocol,

@@ -57,6 +57,17 @@ def config_label(model: str, config_id: str, configs: dict[str, dict[str, Any]])
     return f"{model} [{', '.join(f'{k}={params.get(k)}' for k in varied)}]"
 
 
+def config_labels(params: dict[tuple[Any, str, str], dict[str, Any]]) -> dict[tuple[Any, str, str], str]:
+    """`config_label` for every (scope, model, config_id) key: siblings share scope and model."""
+    siblings: dict[tuple[Any, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for (scope, model, config_id), values in params.items():
+        siblings[(scope, model)][config_id] = values
+    return {
+        (scope, model, config_id): config_label(model, config_id, siblings[(scope, model)])
+        for scope, model, config_id in params
+    }
+
+
 def headline_value(record: dict[str, Any], key: str) -> float | None:
     """The value a table shows: under the paper protocol the per-metric best over epochs."""
     if record.get("protocol") == "paper" and record.get("paper_best", {}).get(key) is not None:
@@ -84,11 +95,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
         timing = rec.get("timing", {})
         row.fit_s.append(float(timing.get("fit_s", 0.0)))
         row.predict_s.append(float(timing.get("predict_s", 0.0)))
-    siblings: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for (dataset, model, protocol, config_id) in rows:
-        siblings[(dataset, model, protocol)][config_id] = params_of.get((dataset, model, protocol, config_id), {})
+    labels = config_labels({((d, p), m, c): params_of[(d, m, p, c)] for d, m, p, c in rows})
     for (dataset, model, protocol, config_id), row in rows.items():
-        row.label = config_label(model, config_id, siblings[(dataset, model, protocol)])
+        row.label = labels[((dataset, protocol), model, config_id)]
     return sorted(rows.values(), key=lambda r: (r.dataset, r.protocol, r.model != "oracle", r.label))
 
 
