@@ -12,6 +12,7 @@ import logging
 import shlex
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-dir", type=Path, help="folder with models/<name>.yaml hyperparameters (default: configs/)")
     p.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE", help="override a hyperparameter (repeatable)")
     p.add_argument("--runs-dir", type=Path, help="where run records go (default runs/)")
-    p.add_argument("--resume", action="store_true", help="skip runs that already have a finished record")
+    p.add_argument("--resume", action="store_true", help="skip runs that already have a finished record (with --save-recs K: and saved K-lists; others run again)")
     p.add_argument("--force-prepare", action="store_true", help="rebuild the prepared dataset even if cached")
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local (default: this machine) or dask (a Dask distributed cluster; pip install 'sessbench[dask]')")
@@ -117,8 +118,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, dest="timeout_s", metavar="SECONDS",
                    help="stop a run after this many seconds and record it as failed (runs each run in its own process)")
     p.add_argument("--no-memory-check", action="store_true", help="skip the memory estimate made before training")
+    p.add_argument("--save-recs", type=int, metavar="K",
+                   help="also save every test prefix's top-K items and scores (<run_id>.recs.npz; items tied at "
+                   "the K-th score are kept too, so the lists re-evaluate exactly); see 'sessbench recs export'")
+    p.add_argument("--recs-cap", type=int, default=10, metavar="FACTOR",
+                   help="with --save-recs: a list holds at most FACTOR x K items; larger tie groups are truncated "
+                   "and counted in the record (default 10)")
     _add_data_options(p)
     p.set_defaults(func=cmd_run)
+
+    # recs ------------------------------------------------------------------------------
+    p = sub.add_parser("recs", help="export saved recommendation lists", description="Recommendation lists saved by 'sessbench run --save-recs K'.")
+    rsub = p.add_subparsers(dest="recs_command", metavar="ACTION")
+    q = rsub.add_parser(
+        "export", help="write a run's lists as CSV (session-rec layout) or Parquet",
+        description="Write a run's saved lists in session-rec's layout SessionId;Position;Recommendations;Scores "
+        "(raw session and item ids; Position 0 = after the first click; lists comma-separated), as CSV, or "
+        "Parquet when --out ends in .parquet.",
+    )
+    q.add_argument("run", help="a run id (a record's file name without .json) or a record path")
+    q.add_argument("--out", required=True, type=Path, help="output file (.csv, or .parquet)")
+    q.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the run records are (default runs/)")
+    q.set_defaults(func=cmd_recs_export)
+    p.set_defaults(func=lambda args, parser=p: _help(parser))
+
+    # evaluate --------------------------------------------------------------------------
+    p = sub.add_parser(
+        "evaluate", help="score a recommendation-list file from any framework with our metrics",
+        description="Compute P@K and MRR@K (tie-aware, as in run records) of a list file in session-rec's layout "
+        "SessionId;Position;Recommendations[;Scores] (CSV with ';', .parquet, or a saved .recs.npz) on a "
+        "dataset's test prefixes, matched by raw session id and Position (prefix length - 1). Prefixes "
+        "without a row count as misses.",
+    )
+    p.add_argument("--recs", required=True, type=Path, help="the list file")
+    p.add_argument("--dataset", required=True, help="the dataset the lists were made on, e.g. diginetica or synthetic")
+    p.add_argument("--ks", help="comma list of cut-offs (default: 5, 10, 20 as far as the shortest list allows)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_evaluate)
 
     # report ----------------------------------------------------------------------------
     p = sub.add_parser(
@@ -259,6 +297,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SessbenchError(f"--eval-batch-size must be a positive number of prefixes, got {settings.eval_batch_size}")
     if settings.time_budget_s is not None and settings.time_budget_s <= 0:
         raise SessbenchError(f"--time-budget must be a positive number of seconds, got {settings.time_budget_s}")
+    if args.save_recs is not None and args.save_recs < 1:
+        raise SessbenchError(f"--save-recs must be a positive list length K, got {args.save_recs}")
+    if args.recs_cap < 1:
+        raise SessbenchError(f"--recs-cap must be a positive factor (lists hold at most FACTOR x K items), got {args.recs_cap}")
+    settings = replace(settings, save_recs=args.save_recs, recs_cap_factor=args.recs_cap)
     if args.threads is not None:
         if args.threads < 1:
             raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
@@ -316,6 +359,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         print(f"\n{failed} run(s) failed; their records in {runs_dir}/ hold the tracebacks.", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_recs_export(args: argparse.Namespace) -> int:
+    from sessbench.recs import export_lists, find_run_lists, load_lists
+
+    record, path = find_run_lists(args.run, args.runs_dir)
+    lists = load_lists(path)
+    out = export_lists(lists, args.out)
+    truncated = int(lists.truncated.sum())
+    print(f"{out}: {len(lists):,} lists (K={lists.k}, up to {lists.cap} items with ties) of run {record['run_id']}")
+    if truncated:
+        print(f"  {truncated:,} lists were truncated at {lists.cap} items (more items tied at the K-th score)", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sessbench.recs import evaluate_lists, format_evaluation, read_lists
+
+    ks = None
+    if args.ks is not None:
+        try:
+            ks = [int(k) for k in args.ks.split(",") if k.strip()]
+        except ValueError:
+            ks = []
+        if not ks or min(ks) < 1:
+            raise SessbenchError(f"--ks '{args.ks}': expected a comma list of positive integers, e.g. --ks 5,10,20")
+    if not args.recs.is_file():
+        raise SessbenchError(f"--recs {args.recs} does not exist: pass a list file (CSV, .parquet or .recs.npz)")
+    split = _load(args).split
+    lists = read_lists(args.recs, split.item_ids.dtype)
+    ev = evaluate_lists(lists, split, ks)
+    if args.json:
+        print(json.dumps({"file": str(args.recs), "dataset": args.dataset, **ev.to_dict()}, indent=2))
+    else:
+        print(format_evaluation(ev, str(args.recs)))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -256,6 +256,108 @@ def _top_items(scores: torch.Tensor, k: int, *, buffer: torch.Tensor | None = No
     return torch.sort(index, dim=1).values + 1
 
 
+def _tied_top_lists(
+    scores: torch.Tensor, k: int, cap: int, *, buffer: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-k lists that keep every item tied with the k-th score, so they evaluate exactly.
+
+    Returns (items int64 [B, W] with 0 after each row's end, values [B, W], length int64 [B],
+    n_tied int64 [B]): each row lists the items scoring >= its k-th best score, by score
+    descending then item index ascending, at most `cap` of them; n_tied is how many items score
+    >= the k-th score (a row is truncated when n_tied > cap, keeping the lowest item indices of
+    the tie group, so the lists do not depend on batch size or device).
+    """
+    candidates = scores[:, 1:]
+    n_cols = candidates.shape[1]
+    k = min(k, n_cols)
+    cap = max(min(cap, n_cols), k)
+    values, index = torch.topk(candidates, k, dim=1)
+    kth = values[:, -1:]
+    work = _work_buffer(buffer, candidates)
+    n_tied = torch.ge(candidates, kth, out=work).sum(dim=1).long()
+    length = n_tied.clamp(max=cap)
+    straddle = n_tied > k
+    if bool(straddle.any()):
+        rows = torch.nonzero(straddle).squeeze(1)
+        n_above = (values[rows] > kth[rows]).sum(dim=1, keepdim=True)
+        # lowest-index items of each tie group: weight tied item j by (N - j), take the largest
+        weights = torch.arange(n_cols, 0, -1, dtype=work.dtype, device=work.device)
+        tied = torch.eq(candidates[rows], kth[rows], out=work[: len(rows)]).mul_(weights)
+        width = int(length.max())
+        lowest_tied = torch.topk(tied, width, dim=1).indices
+        slot = torch.arange(width, device=index.device).unsqueeze(0)
+        above = index[rows].gather(1, slot.clamp(max=k - 1).expand(len(rows), -1))
+        fill = lowest_tied.gather(1, (slot - n_above).clamp_(min=0))
+        wide = torch.nn.functional.pad(index, (0, width - k))
+        wide[rows] = torch.where(slot < n_above, above, fill)
+        index = wide
+    width = index.shape[1]
+    valid = torch.arange(width, device=index.device).unsqueeze(0) < length.unsqueeze(1)
+    items = torch.where(valid, index + 1, torch.zeros_like(index))
+    # order: score descending, then item index ascending (two stable sorts); padding goes last
+    order = torch.sort(torch.where(valid, items, torch.full_like(items, n_cols + 1)), dim=1, stable=True).indices
+    items = items.gather(1, order)
+    vals = scores.gather(1, items)
+    if not vals.is_floating_point():
+        vals = vals.double()
+    keyed = torch.where(items > 0, vals, torch.full_like(vals, -math.inf))
+    order = torch.sort(keyed, dim=1, descending=True, stable=True).indices
+    items = items.gather(1, order)
+    return items, vals.gather(1, order), length, n_tied
+
+
+@dataclass(eq=False)
+class TopLists:
+    """Tie-complete top-k lists of every example (see `_tied_top_lists`), in example order.
+
+    Ragged in CSR form: example e lists items[offsets[e]:offsets[e+1]] (item indices 1..n_items)
+    with their scores. Scores keep the model's precision (float32, or float64 for float64
+    scores) so that ties and order re-evaluate exactly. n_tied[e] > cap marks a truncated row.
+    """
+
+    k: int
+    cap: int
+    offsets: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    n_tied: np.ndarray
+
+    @property
+    def truncated(self) -> np.ndarray:
+        return self.n_tied > np.diff(self.offsets)
+
+
+class _TopListCollector:
+    """Gathers `_tied_top_lists` per batch: memory is the lists themselves (about N x k)."""
+
+    def __init__(self, n: int, k: int, cap: int) -> None:
+        self.k, self.cap = k, cap
+        self.length = np.zeros(n, dtype=np.int64)
+        self.n_tied = np.zeros(n, dtype=np.int64)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, scores: torch.Tensor, rows: np.ndarray, buffer: torch.Tensor | None) -> None:
+        items, vals, length, n_tied = _tied_top_lists(scores, self.k, self.cap, buffer=buffer)
+        wide = scores.dtype == torch.float64 or not scores.is_floating_point()
+        vals = vals.to(torch.float64 if wide else torch.float32)
+        valid = items > 0
+        self.length[rows] = length.cpu().numpy()
+        self.n_tied[rows] = n_tied.cpu().numpy()
+        self.parts.append((rows, items[valid].to(torch.int32).cpu().numpy(), vals[valid].cpu().numpy()))
+
+    def result(self) -> TopLists:
+        rows = np.concatenate([p[0] for p in self.parts])
+        items = np.concatenate([p[1] for p in self.parts])
+        vals = np.concatenate([p[2] for p in self.parts])
+        if np.any(np.diff(rows) < 0):  # batches out of order: regroup the entries by example
+            entry_row = np.repeat(rows, self.length[rows])
+            order = np.argsort(entry_row, kind="stable")
+            items, vals = items[order], vals[order]
+        offsets = np.zeros(len(self.length) + 1, dtype=np.int64)
+        np.cumsum(self.length, out=offsets[1:])
+        return TopLists(self.k, self.cap, offsets, items, vals, self.n_tied)
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 
@@ -269,6 +371,7 @@ class EvaluationResult:
     n_examples: {"all": n, "short": n_short, "long": n_long}.
     ranks:      the per-example counts (for significance tests and regrouping).
     predict_s:  wall seconds spent scoring and ranking (batch gathering excluded).
+    recs:       tie-complete top-k lists when `recs_k` was given (sessbench.recs saves them).
     """
 
     metrics: dict[str, float]
@@ -277,6 +380,7 @@ class EvaluationResult:
     ranks: RankCounts
     predict_s: float
     examples_per_s: float
+    recs: TopLists | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (the per-example ranks are left out; save them separately)."""
@@ -304,6 +408,8 @@ def evaluate_model(
     item_popularity: np.ndarray | None = None,
     progress: ProgressFactory | None = None,
     coverage_k: int = 20,
+    recs_k: int | None = None,
+    recs_cap: int | None = None,
 ) -> EvaluationResult:
     """Evaluate a model on `examples` by full ranking (see `evaluate_scores_fn`).
 
@@ -322,6 +428,8 @@ def evaluate_model(
             coverage_k=coverage_k,
             device=model.device,
             name=name,
+            recs_k=recs_k,
+            recs_cap=recs_cap,
         )
 
 
@@ -337,12 +445,16 @@ def evaluate_scores_fn(
     coverage_k: int = 20,
     device: torch.device | str = "cpu",
     name: str = "score_fn",
+    recs_k: int | None = None,
+    recs_cap: int | None = None,
 ) -> EvaluationResult:
     """Evaluate a scoring function `batch -> float [B, n_items + 1]` by full ranking.
 
     Batches are taken in stored order (never shuffled) so results are reproducible, and only
     B x (n_items + 1) scores (plus one float scratch of the same size) are alive at a time.
-    `name` identifies the model in errors.
+    `name` identifies the model in errors. `recs_k` also keeps each example's top-`recs_k`
+    list, completed with the items tied at the cut-off up to `recs_cap` items (default
+    10 x recs_k), from the same scores (`EvaluationResult.recs`).
     """
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
@@ -351,6 +463,8 @@ def evaluate_scores_fn(
         raise ValueError(f"n_items must be >= 1, got {n_items}")
     if coverage_k < 1:
         raise ValueError(f"coverage_k must be >= 1, got {coverage_k}")
+    if recs_k is not None and recs_k < 1:
+        raise ValueError(f"recs_k must be >= 1, got {recs_k}")
     n = len(examples)
     if n == 0:
         raise SessbenchError(
@@ -384,6 +498,12 @@ def evaluate_scores_fn(
     popularity = np.empty(n, dtype=np.float64)
     predict_s = 0.0
     work: torch.Tensor | None = None
+    collector = None
+    if recs_k is not None:
+        cap = 10 * recs_k if recs_cap is None else int(recs_cap)
+        if cap < recs_k:
+            raise ValueError(f"recs_cap must be >= recs_k ({recs_k}), got {cap}")
+        collector = _TopListCollector(n, recs_k, cap)
 
     with open_bar(progress, examples.n_batches(bs), "evaluate") as bar, torch.no_grad():
         for b, batch in enumerate(examples.iter_batches(bs)):
@@ -397,6 +517,8 @@ def evaluate_scores_fn(
             g_np = g.cpu().numpy()
             e_np = e.cpu().numpy()
             top_cpu = top.cpu()
+            if collector is not None:
+                collector.add(scores, rows, work)
             predict_s += time.perf_counter() - start
 
             greater[rows] = g_np
@@ -424,6 +546,7 @@ def evaluate_scores_fn(
         ranks=ranks,
         predict_s=predict_s,
         examples_per_s=n / predict_s if predict_s > 0 else math.inf,
+        recs=None if collector is None else collector.result(),
     )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from sessbench.data.sessions import Batch, TrainingData
-from sessbench.errors import UnknownNameError
+from sessbench.errors import ConfigError, UnknownNameError
 from sessbench.progress import ProgressFactory, null_progress
 
 ENTRY_POINT_GROUP = "sessbench.models"
@@ -141,6 +141,14 @@ _PLUGINS_LOADED = False
 
 #: groups every model belongs to
 IMPLICIT_GROUPS = ("all",)
+
+
+def int_param(model: str, key: str, value: Any, minimum: int) -> int:
+    """Hyperparameter `key` of `model` as an int >= minimum, or a ConfigError that names both
+    (for model constructors: bad values fail before any run starts)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"model '{model}': {key}={value!r} must be an integer >= {minimum}.")
+    return int(value)
 
 
 def register_model(

@@ -13,6 +13,8 @@ A record is the public contract between runs and reports (documented in the READ
     peak_memory_mb, epochs (per-epoch log of iterative models), paper_best (paper protocol),
     config (resolved), environment (versions, device, git commit), dataset_info, error (failed),
     ranks_file (per-example rank counts, .npz), started_at, finished_at
+    recs_file, recs  (with --save-recs K) the tie-complete top-K lists (.recs.npz, see
+              sessbench.recs) and {"k", "cap", "rows", "entries", "truncated_rows"}
 
 The JSON file is written last (temp file + fsync + rename), so its presence marks a finished
 run: a grid killed at any moment loses nothing that had finished and leaves no partial record.
@@ -29,6 +31,7 @@ from sessbench.atomic import atomic_write_json
 SCHEMA_VERSION = 1
 RECORD_SUFFIX = ".json"
 RANKS_SUFFIX = ".ranks.npz"
+RECS_SUFFIX = ".recs.npz"
 
 
 def record_path(runs_dir: Path, run_id: str) -> Path:
@@ -37,6 +40,10 @@ def record_path(runs_dir: Path, run_id: str) -> Path:
 
 def ranks_path(runs_dir: Path, run_id: str) -> Path:
     return Path(runs_dir) / f"{run_id}{RANKS_SUFFIX}"
+
+
+def recs_path(runs_dir: Path, run_id: str) -> Path:
+    return Path(runs_dir) / f"{run_id}{RECS_SUFFIX}"
 
 
 def write_record(runs_dir: Path, record: dict[str, Any]) -> Path:

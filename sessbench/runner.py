@@ -50,7 +50,7 @@ from sessbench.evaluation import EvaluationResult, evaluate_model
 from sessbench.faults import failpoint
 from sessbench.models import FitContext, SessionRecommender, get_model
 from sessbench.progress import ProgressFactory, null_progress
-from sessbench.results import is_finished, ranks_path, read_record, record_path, write_record
+from sessbench.results import is_finished, ranks_path, read_record, record_path, recs_path, write_record
 from sessbench.training import resolve_device
 
 ORACLE = "oracle"
@@ -77,7 +77,8 @@ class RunSettings:
     """Settings shared by every run of a grid.
 
     `validation_fraction` and `time_budget_s` change what a run computes, so they are part of
-    its identity; `device` and `eval_batch_size` only change how it is computed, so a run
+    its identity; `device`, `eval_batch_size` and `save_recs` only change how it is computed
+    or what is kept, so a run
     finished on another device (or batch size) counts as finished for `--resume` and reports.
     """
 
@@ -85,6 +86,9 @@ class RunSettings:
     device: str = "auto"
     time_budget_s: float | None = None
     eval_batch_size: int | None = None
+    #: keep each test prefix's top-K list (tie-complete, at most recs_cap_factor x K items)
+    save_recs: int | None = None
+    recs_cap_factor: int = 10
 
     def identity(self) -> dict[str, Any]:
         return {"validation_fraction": self.validation_fraction, "time_budget_s": self.time_budget_s}
@@ -290,7 +294,7 @@ class Runner:
             log.info("removed the claim on %s, left by a killed process", run_id)
         todo = []
         for spec in plan:
-            if self.resume and is_finished(self.runs_dir, spec.run_id):
+            if self.resume and self._finished(spec):
                 log.info("skip %s (finished; --resume)", spec.run_id)
             else:
                 todo.append(spec)
@@ -388,10 +392,22 @@ class Runner:
             waiting.clear()
         return records
 
+    def _finished(self, spec: RunSpec) -> bool:
+        """Finished, with the lists `--save-recs K` asks for: a run finished without them (or
+        with another K) runs again, so `--resume --save-recs K` completes a grid's lists."""
+        if not is_finished(self.runs_dir, spec.run_id):
+            return False
+        k = spec.settings.save_recs
+        if not k:
+            return True
+        record = read_record(record_path(self.runs_dir, spec.run_id)) or {}
+        saved = record.get("recs") or {}
+        return saved.get("k") == k and recs_path(self.runs_dir, spec.run_id).is_file()
+
     def _done_elsewhere(self, spec: RunSpec, waited: bool, grid_start: float) -> bool:
         """After claiming: was the run finished by another process meanwhile?"""
         path = record_path(self.runs_dir, spec.run_id)
-        if self.resume and is_finished(self.runs_dir, spec.run_id):
+        if self.resume and self._finished(spec):
             log.info("skip %s (finished by another process)", spec.run_id)
             return True
         if waited:  # another process held it during this grid: take its fresh record, whatever it says
@@ -496,9 +512,21 @@ class Runner:
                 batch_size=spec.settings.eval_batch_size or getattr(model, "eval_batch_size", None),
                 item_popularity=popularity,
                 progress=self.progress,
+                recs_k=spec.settings.save_recs,
+                recs_cap=None if not spec.settings.save_recs else spec.settings.save_recs * spec.settings.recs_cap_factor,
             )
         result.ranks.save(ranks_path(self.runs_dir, spec.run_id))
         failpoint("runner.after-ranks")
+        recs_entry: dict[str, Any] = {}
+        if result.recs is not None:
+            from sessbench.recs import from_top_lists, save_lists
+
+            lists = from_top_lists(result.recs, test, split.item_ids)
+            summary = save_lists(lists, recs_path(self.runs_dir, spec.run_id))
+            recs_entry = {"recs_file": recs_path(self.runs_dir, spec.run_id).name, "recs": summary}
+            if summary["truncated_rows"]:
+                log.warning("run %s: %d of %d saved lists were truncated at %d items (ties at the K-th score)",
+                            spec.run_id, summary["truncated_rows"], summary["rows"], summary["cap"])
 
         record: dict[str, Any] = {
             **_metrics_entry(result),
@@ -512,6 +540,7 @@ class Runner:
             "memory_at_start_mb": round(mem.start_bytes / 2**20, 1),
             "epochs": ctx.epoch_log,
             "ranks_file": ranks_path(self.runs_dir, spec.run_id).name,
+            **recs_entry,
             "dataset_info": {
                 **dataset_stats(loaded.split),
                 "validation_sessions": 0 if split.valid is None else split.valid.n_sessions,

@@ -139,13 +139,14 @@ def test_yoochoose_bad_row_deep_in_a_large_file(
 @pytest.mark.parametrize(
     "name, data, words",
     [
-        ("clicks.dat.gz", gzip.compress(YC_ROWS.encode()), ["gzip", "gunzip clicks.dat.gz"]),
+        ("clicks.dat.gz", gzip.compress(YC_ROWS.encode(), mtime=0), ["gzip", "gunzip clicks.dat.gz"]),
         ("clicks.7z", b"7z\xbc\xaf\x27\x1c\x00\x04rest", ["7z archive"]),
         ("clicks.zip", b"PK\x03\x04rest", ["zip archive"]),
         ("clicks.bin", b"\x01\x02\x00\x00binary", ["binary file"]),
         ("clicks.parquet.dat", b"PAR1....", ["Parquet"]),
         ("utf16.dat", YC_ROWS.encode("utf-16"), ["UTF-16"]),
     ],
+    ids=["gzip", "7z", "zip", "binary", "parquet", "utf16"],  # stable ids (pytest-xdist compares them)
 )
 def test_not_a_text_file(tmp_path: Path, name: str, data: bytes, words: list[str]) -> None:
     path = write(tmp_path, name, data)

@@ -13,9 +13,11 @@ PAPER_SHORT = "Wu et al. (AAAI 2019)"
 #: the paper's datasets, in its column order
 PAPER_DATASETS = ("yoochoose64", "yoochoose4", "diginetica")
 
-#: the paper's Table 2 rows, then the SR-GNN variants of its ablations, SR-GNN last
+#: the paper's Table 2 rows, the simple baselines it omitted (group `simple`), then the SR-GNN
+#: variants of its ablations, SR-GNN last
 MODEL_ORDER = (
     "oracle", "pop", "s-pop", "item-knn", "bpr-mf", "fpmc", "gru4rec", "narm", "stamp",
+    "markov", "ar", "sr", "sknn", "v-sknn", "stan",
     "srgnn-ngc", "srgnn-fc", "srgnn-l", "srgnn-avg", "srgnn-att", "srgnn",
 )
 
