@@ -116,7 +116,8 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         if device.index is not None and device.index >= count:
             raise ConfigError(
                 f"device '{name}' does not exist: this machine has {count} CUDA device(s) "
-                f"(cuda:0..cuda:{count - 1})."
+                f"(cuda:0..cuda:{count - 1}). Use --device cuda:0 (or another index in that "
+                "range), --device auto or --device cpu."
             )
         return device
     module = getattr(torch, device.type, None)

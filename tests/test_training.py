@@ -431,5 +431,9 @@ def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
     assert resolve_device() == torch.device("cuda")
+    # an index the machine lacks (what the GPU check found unexplained): says how to fix it
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SessbenchError, match=r"(?s)cuda:0\.\.cuda:0.*--device cuda:0"):
+        resolve_device("cuda:7")
 
 
