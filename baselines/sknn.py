@@ -41,6 +41,10 @@ item x is a position weight w(x) of x's *last* click at position t (1-based) of 
     number of clicks after the most recent click of p whose item is in n, and
     weighting_score='div' (default): g(s) = 1/s; 'quadratic': 1/s^2; 'linear':
     max(0, 1 - 0.1 s); 'log': 1/log10(s + 1.7); 'same': 1.
+    With ``idf_weighting`` = c > 0 each vote for item i is multiplied by 1 + c * idf(i),
+    idf(i) = log(training sessions / training clicks of i) (session-rec's definition: clicks,
+    not sessions, in the denominator; 0 for items never clicked in training). The factor
+    depends on the item alone, so it multiplies i's summed score. 0 (default) is off.
 
 ``stan`` (STAN): three exponential decays.
     w(x) = exp((t - L) / lambda_spw)            (t: position of x's last click; spw)
@@ -69,9 +73,10 @@ Choices and deviations, each deliberate
   k=100, sample_size=500.
 * V-SKNN's ``linear`` weightings: session-rec gives ``1 - 0.1 (L - t) if t <= 10 else 0`` and
   ``1 - 0.1 s if s <= 100 else 0``, which go negative (and cut on the wrong index); we clip both
-  at 0. The defaults (``div``/``div``) are unaffected. ``idf_weighting``, ``dwelling_time``,
-  ``last_n_days``, ``weighting_time``, reminders (``push_reminders``/``add_reminders``) and
-  ``extend`` are session-rec options that are off by default and not implemented.
+  at 0. The defaults (``div``/``div``) are unaffected. ``dwelling_time``, ``last_n_days``,
+  ``weighting_time``, ``idf_weighting_session``, reminders (``push_reminders``/
+  ``add_reminders``) and ``extend`` are session-rec options that are off by default and not
+  implemented (``idf_weighting``, which session-rec's tuned DIGINETICA setting uses, is).
 * Items of the prefix are not filtered out (session-rec's ``remind=True`` default for V-SKNN and
   STAN; SKNN has no filter). Final ``normalize`` (dividing by the max score) does not change a
   ranking and is skipped. Items that no neighbour contains score 0 (ties, counted as ties by the
@@ -115,7 +120,9 @@ __all__ = ["SKNN", "STAN", "VSKNN", "SessionIndex", "position_weights", "score_d
 DAY_S = 86_400
 
 SKNN_DEFAULTS: dict[str, Any] = {"k": 100, "sample_size": 500, "similarity": "cosine"}
-VSKNN_DEFAULTS: dict[str, Any] = {"k": 100, "sample_size": 1000, "weighting": "div", "weighting_score": "div"}
+VSKNN_DEFAULTS: dict[str, Any] = {
+    "k": 100, "sample_size": 1000, "weighting": "div", "weighting_score": "div", "idf_weighting": 0.0,
+}
 STAN_DEFAULTS: dict[str, Any] = {
     "k": 100, "sample_size": 5000, "lambda_spw": 1.02, "lambda_snh": 5.0, "lambda_inh": 2.05,
 }
@@ -507,7 +514,8 @@ class VSKNN(_SessionKNN):
 
     Hyperparameters: ``k``, ``sample_size`` (as SKNN), ``weighting`` (prefix position weights)
     and ``weighting_score`` (neighbour decay by how far back the most recent shared click is),
-    each one of same, div, linear, log, quadratic. See the module docstring.
+    each one of same, div, linear, log, quadratic, and ``idf_weighting`` (>= 0; 0 = off). See
+    the module docstring.
     """
 
     defaults = VSKNN_DEFAULTS
@@ -516,6 +524,20 @@ class VSKNN(_SessionKNN):
         super().__init__(**params)
         self.weighting = _check_choice(self.name, "weighting", self.params["weighting"], WEIGHTINGS)
         self.weighting_score = _check_choice(self.name, "weighting_score", self.params["weighting_score"], WEIGHTINGS)
+        c = self.params["idf_weighting"]
+        if isinstance(c, bool) or not isinstance(c, (int, float, np.number)) or not math.isfinite(c) or c < 0:
+            raise ConfigError(f"model '{self.name}': idf_weighting={c!r} must be a number >= 0 (0 = off).")
+        self.idf_weighting = float(c)
+        self.item_factor: np.ndarray | None = None
+
+    def fit(self, data: TrainingData, ctx: FitContext) -> None:
+        super().fit(data, ctx)
+        if self.idf_weighting > 0:
+            clicks = np.bincount(data.train.items.astype(np.int64), minlength=data.n_items + 1).astype(np.float64)
+            idf = np.zeros_like(clicks)
+            seen = clicks > 0
+            idf[seen] = np.log(data.train.n_sessions / clicks[seen])
+            self.item_factor = 1.0 + self.idf_weighting * idf
 
     def prefix_weights(self, pre: Prefixes) -> np.ndarray:
         return position_weights(self.weighting, pre.pos, pre.length[pre.row])
@@ -531,7 +553,10 @@ class VSKNN(_SessionKNN):
             back = np.where(ex.in_prefix, pre.length[row[ex.pair]] - ex.prefix_pos, np.iinfo(np.int64).max)
             step = np.minimum.reduceat(back, ex.start) + 1
             sim = sim * score_decay(self.weighting_score, step)
-        return super().item_scores(pre, row, session, sim)
+        scores = super().item_scores(pre, row, session, sim)
+        if self.item_factor is not None:
+            scores *= self.item_factor
+        return scores
 
 
 @register_model(

@@ -189,6 +189,19 @@ def test_v_sknn_weights_the_last_item_more() -> None:
     assert plain[3] == plain[4]  # SKNN cannot tell them apart
 
 
+def test_v_sknn_idf_weighting_multiplies_each_vote_by_the_item_idf() -> None:
+    # 4 sessions; clicks: item 1 x3, item 3 x1, item 4 x2 -> idf = log(4/3), log(4), log(2)
+    sessions = [[1, 3], [1, 4], [1, 4], [2, 5]]
+    prefix = [[1]]
+    plain = fitted(VSKNN(k=10, sample_size=0), sessions, 5).score(batch_of(prefix))[0].double()
+    idf = fitted(VSKNN(k=10, sample_size=0, idf_weighting=5), sessions, 5).score(batch_of(prefix))[0].double()
+    factor = {1: 1 + 5 * math.log(4 / 3), 3: 1 + 5 * math.log(4), 4: 1 + 5 * math.log(2)}
+    for item, f in factor.items():
+        assert idf[item].item() == pytest.approx(plain[item].item() * f, rel=1e-6)
+    assert idf[3] / idf[4] > plain[3] / plain[4]  # the rarer item gains on the more common one
+    assert idf[2] == idf[5] == 0  # no neighbour holds them
+
+
 def test_position_and_score_weightings() -> None:
     pos, length = np.array([1, 2, 3, 4]), np.array([4, 4, 4, 4])
     np.testing.assert_allclose(position_weights("div", pos, length), [0.25, 0.5, 0.75, 1.0])
@@ -256,6 +269,7 @@ def test_unseen_prefix_items_score_zero() -> None:
         (SKNN, {"k": 0}), (SKNN, {"k": 2.5}), (SKNN, {"sample_size": -1}), (SKNN, {"k": True}),
         (SKNN, {"similarity": "dice"}), (SKNN, {"bogus": 1}),
         (VSKNN, {"weighting": "cubic"}), (VSKNN, {"weighting_score": "div_score"}),
+        (VSKNN, {"idf_weighting": -1}), (VSKNN, {"idf_weighting": True}), (VSKNN, {"idf_weighting": "5"}),
         (STAN, {"lambda_spw": 0}), (STAN, {"lambda_snh": -1.0}), (STAN, {"lambda_inh": float("nan")}),
         (STAN, {"lambda_inh": "2"}),
     ],
@@ -268,7 +282,7 @@ def test_bad_hyperparameters_are_config_errors(cls, bad: dict) -> None:
 def test_registered_in_the_simple_group() -> None:
     for name, defaults in [
         ("sknn", {"k": 100, "sample_size": 500, "similarity": "cosine"}),
-        ("v-sknn", {"k": 100, "sample_size": 1000, "weighting": "div", "weighting_score": "div"}),
+        ("v-sknn", {"k": 100, "sample_size": 1000, "weighting": "div", "weighting_score": "div", "idf_weighting": 0.0}),
         ("stan", {"k": 100, "sample_size": 5000, "lambda_spw": 1.02, "lambda_snh": 5.0, "lambda_inh": 2.05}),
     ]:
         spec = get_model(name)
