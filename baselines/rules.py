@@ -40,10 +40,10 @@ which is what ran, says 10 / 20). Details of that code that change results, and 
 * session-rec divides each prediction by its maximum; that does not change a ranking, so we
   return the raw rule values. For a last item without rules it returns 0/0 = NaN everywhere;
   we return 0 everywhere (all items tie).
-* SR's other weightings are the reference's formulas: ``same`` 1, ``linear`` 1 - 0.1 d
-  (0 beyond d = 100, and negative for 10 < d <= 100 exactly as in session-rec), ``log``
-  1 / log10(d + 1.7), ``quadratic`` 1 / d^2. ``last_n_days`` and ``idf_weight`` (off by
-  default there) are not implemented.
+* SR's other weightings are the reference's formulas (``baselines/decays.py``, shared with
+  V-SKNN): ``same`` 1, ``linear`` 1 - 0.1 d (0 beyond d = 100, and negative for
+  10 < d <= 100 exactly as in session-rec), ``log`` 1 / log10(d + 1.7), ``quadratic`` 1 / d^2.
+  ``last_n_days`` and ``idf_weight`` (off by default there) are not implemented.
 * Rules come from the training sessions that ``fit`` receives (under the ``validated``
   protocol the validation sessions are held out).
 
@@ -56,21 +56,19 @@ prunes each block before the next one. Scoring gathers the last items' rows into
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from baselines.decays import DECAYS, distance_decay
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, int_param, register_model
 
 __all__ = [
-    "WEIGHTINGS",
     "AssociationRules",
     "SequentialRules",
     "SparseRows",
@@ -78,15 +76,6 @@ __all__ = [
     "prune_rows",
     "sequential_rule_matrix",
 ]
-
-#: SR's distance weightings, as session-rec defines them (d = distance in clicks, >= 1)
-WEIGHTINGS: dict[str, Callable[[int], float]] = {
-    "same": lambda d: 1.0,
-    "div": lambda d: 1.0 / d,
-    "linear": lambda d: 1.0 - 0.1 * d if d <= 100 else 0.0,
-    "log": lambda d: 1.0 / math.log10(d + 1.7),
-    "quadratic": lambda d: 1.0 / (d * d),
-}
 
 AR_DEFAULTS: dict[str, Any] = {"pruning": 20}
 SR_DEFAULTS: dict[str, Any] = {"steps": 10, "weighting": "div", "pruning": 20}
@@ -125,7 +114,6 @@ def sequential_rule_matrix(
     Every pair of clicks (t, t + d) of the same session with 1 <= d <= steps adds w(d) to
     SR[items[t], items[t + d]]. Repeated clicks make repeated pairs (session-rec counts them).
     """
-    weight = WEIGHTINGS[weighting]
     items = sessions.items.astype(np.int64)
     session = sessions.session_index_of_clicks()
     shape = (n_items + 1, n_items + 1)
@@ -137,7 +125,7 @@ def sequential_rule_matrix(
         if not same.any():
             break  # no session is longer than d clicks, so none is longer than d + 1
         a, b = items[:-d][same], items[d:][same]
-        part = sp.csr_array((np.full(len(a), weight(d)), (a, b)), shape=shape)
+        part = sp.csr_array((np.full(len(a), float(distance_decay(weighting, d))), (a, b)), shape=shape)
         part.sum_duplicates()
         total = total + part
     return sp.csr_array(total)
@@ -284,7 +272,7 @@ class AssociationRules(_RuleModel):
 class SequentialRules(_RuleModel):
     """SR: items that followed the last item in training sessions, weighted by distance.
 
-    Hyperparameters: ``steps`` (largest distance counted), ``weighting`` (one of WEIGHTINGS),
+    Hyperparameters: ``steps`` (largest distance counted), ``weighting`` (one of baselines.decays.DECAYS),
     ``pruning`` (rules kept per item, 0 = all). See the module docstring.
     """
 
@@ -292,9 +280,9 @@ class SequentialRules(_RuleModel):
         super().__init__(**{**SR_DEFAULTS, **params})
         self.steps = int_param(self.name, "steps", self.params["steps"], 1)
         self.weighting = self.params["weighting"]
-        if self.weighting not in WEIGHTINGS:
+        if self.weighting not in DECAYS:
             raise ConfigError(
-                f"model 'sr': weighting={self.weighting!r} must be one of {', '.join(WEIGHTINGS)}."
+                f"model 'sr': weighting={self.weighting!r} must be one of {', '.join(DECAYS)}."
             )
 
     def _rule_matrix(self, data: TrainingData) -> sp.csr_array:

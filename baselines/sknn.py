@@ -40,7 +40,8 @@ item x is a position weight w(x) of x's *last* click at position t (1-based) of 
     score(i) = sum_{n in N(p), i in n} sim(p, n) * g(step(p, n)), where step(p, n) = 1 + the
     number of clicks after the most recent click of p whose item is in n, and
     weighting_score='div' (default): g(s) = 1/s; 'quadratic': 1/s^2; 'linear':
-    max(0, 1 - 0.1 s); 'log': 1/log10(s + 1.7); 'same': 1.
+    1 - 0.1 s (0 beyond s = 100); 'log': 1/log10(s + 1.7); 'same': 1 (baselines/decays.py,
+    SR's distance weights: session-rec defines both alike).
     With ``idf_weighting`` = c > 0 each vote for item i is multiplied by 1 + c * idf(i),
     idf(i) = log(training sessions / training clicks of i) (session-rec's definition: clicks,
     not sessions, in the denominator; 0 for items never clicked in training). The factor
@@ -71,9 +72,11 @@ Choices and deviations, each deliberate
   signature defaults to ``similarity='jaccard'`` and ``sample_size=1000`` while its docstring
   says k=100, sample_size=500; the paper's SKNN is the cosine one, so ``sknn`` defaults to cosine,
   k=100, sample_size=500.
-* V-SKNN's ``linear`` weightings: session-rec gives ``1 - 0.1 (L - t) if t <= 10 else 0`` and
-  ``1 - 0.1 s if s <= 100 else 0``, which go negative (and cut on the wrong index); we clip both
-  at 0. The defaults (``div``/``div``) are unaffected. ``dwelling_time``, ``last_n_days``,
+* V-SKNN's ``linear`` position weighting: session-rec gives ``1 - 0.1 (L - t) if t <= 10
+  else 0``, which cuts on the wrong index (the first 10 clicks, not the last 10) and goes
+  negative; we use max(0, 1 - 0.1 (L - t)). Its ``linear`` vote decay is session-rec's
+  exactly (negative for 10 < s <= 100, as SR's distance weight). The defaults (``div``/``div``)
+  are unaffected. ``dwelling_time``, ``last_n_days``,
   ``weighting_time``, ``idf_weighting_session``, reminders (``push_reminders``/
   ``add_reminders``) and ``extend`` are session-rec options that are off by default and not
   implemented (``idf_weighting``, which session-rec's tuned DIGINETICA setting uses, is).
@@ -111,11 +114,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from baselines.decays import DECAYS, distance_decay
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, int_param, register_model
 
-__all__ = ["SKNN", "STAN", "VSKNN", "SessionIndex", "position_weights", "score_decay"]
+__all__ = ["SKNN", "STAN", "VSKNN", "SessionIndex", "position_weights"]
 
 DAY_S = 86_400
 
@@ -127,7 +131,8 @@ STAN_DEFAULTS: dict[str, Any] = {
     "k": 100, "sample_size": 5000, "lambda_spw": 1.02, "lambda_snh": 5.0, "lambda_inh": 2.05,
 }
 
-WEIGHTINGS = ("same", "div", "linear", "log", "quadratic")
+#: V-SKNN's weightings of prefix positions and of neighbour votes (baselines/decays.py)
+WEIGHTINGS = DECAYS
 
 
 # ---------------------------------------------------------------------------- weights
@@ -148,22 +153,6 @@ def position_weights(kind: str, pos: np.ndarray, length: np.ndarray) -> np.ndarr
         return np.maximum(1.0 - 0.1 * back, 0.0)
     if kind == "log":
         return 1.0 / np.log10(back + 1.7)
-    raise ValueError(kind)
-
-
-def score_decay(kind: str, step: np.ndarray) -> np.ndarray:
-    """V-SKNN's neighbour weight for `step` = 1 + clicks after the most recent shared click."""
-    step = step.astype(np.float64)
-    if kind == "same":
-        return np.ones_like(step)
-    if kind == "div":
-        return 1.0 / step
-    if kind == "quadratic":
-        return 1.0 / step**2
-    if kind == "linear":
-        return np.maximum(1.0 - 0.1 * step, 0.0)
-    if kind == "log":
-        return 1.0 / np.log10(step + 1.7)
     raise ValueError(kind)
 
 
@@ -552,7 +541,7 @@ class VSKNN(_SessionKNN):
             # clicks after the most recent shared click; a shared item's last click is its nearest
             back = np.where(ex.in_prefix, pre.length[row[ex.pair]] - ex.prefix_pos, np.iinfo(np.int64).max)
             step = np.minimum.reduceat(back, ex.start) + 1
-            sim = sim * score_decay(self.weighting_score, step)
+            sim = sim * distance_decay(self.weighting_score, step)
         scores = super().item_scores(pre, row, session, sim)
         if self.item_factor is not None:
             scores *= self.item_factor

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from baselines.popularity import Popularity
-from baselines.sknn import SKNN, STAN, VSKNN, position_weights, score_decay, top_k_per_row
+from baselines.decays import distance_decay
+from baselines.sknn import SKNN, STAN, VSKNN, position_weights, top_k_per_row
 from sessbench.data.sessions import SessionSet, TrainingData
 from sessbench.data.synthetic import SyntheticConfig, SyntheticGenerator
 from sessbench.errors import ConfigError
@@ -74,7 +75,7 @@ def reference_scores(kind: str, sessions: list[list[int]], times: list[int], pre
                 scores[i] += sims[s]
         elif kind == "v-sknn":
             step = next(j for j, x in enumerate(reversed(prefix), 1) if x in set(seq))
-            decay = float(score_decay(p["weighting_score"], np.array([step]))[0])
+            decay = float(distance_decay(p["weighting_score"], np.array([step]))[0])
             for i in set(seq):
                 scores[i] += sims[s] * decay
         else:
@@ -207,8 +208,10 @@ def test_position_and_score_weightings() -> None:
     np.testing.assert_allclose(position_weights("div", pos, length), [0.25, 0.5, 0.75, 1.0])
     np.testing.assert_allclose(position_weights("linear", pos, length), [0.7, 0.8, 0.9, 1.0])
     assert position_weights("linear", np.array([1]), np.array([15]))[0] == 0.0  # clipped, not negative
-    np.testing.assert_allclose(score_decay("div", np.array([1, 2, 4])), [1, 0.5, 0.25])
-    np.testing.assert_allclose(score_decay("quadratic", np.array([1, 2])), [1, 0.25])
+    np.testing.assert_allclose(distance_decay("div", np.array([1, 2, 4])), [1, 0.5, 0.25])
+    np.testing.assert_allclose(distance_decay("quadratic", np.array([1, 2])), [1, 0.25])
+    # session-rec's linear vote decay, kept exactly: negative from 11 to 100, then 0
+    np.testing.assert_allclose(distance_decay("linear", np.array([1, 10, 12, 100, 101])), [0.9, 0, -0.2, -9, 0], atol=1e-12)
 
 
 def test_stan_spw_prefers_neighbours_of_recent_prefix_items() -> None:
