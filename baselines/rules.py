@@ -64,6 +64,7 @@ import scipy.sparse as sp
 import torch
 
 from baselines.decays import DECAYS, distance_decay
+from baselines.ties import tie_key
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, int_param, register_model
@@ -95,7 +96,7 @@ def prune_rows(matrix: sp.csr_array, keep: int) -> sp.csr_array:
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(m.indptr))
     cols, values = m.indices.astype(np.int64), m.data
     if keep > 0:
-        order = np.lexsort((cols, -values, rows))
+        order = np.lexsort((cols, -tie_key(values), rows))  # equal rules: lower item first
         rows, cols, values = rows[order], cols[order], values[order]
         per_row = np.bincount(rows, minlength=n_rows)
         rank = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)

@@ -54,7 +54,8 @@ item x is a position weight w(x) of x's *last* click at position t (1-based) of 
     score(i) = sum_{n in N(p), i in n} sim(p, n) * exp(-|pos_n(i) - pos_n*| / lambda_inh)
     where pos_n(i) is the 1-based position of the last click of i in n and pos_n* the largest
     such position over the items n shares with p (the most recent shared item in n; inh).
-    Any lambda set to null switches its decay off (as ``None`` does in session-rec).
+    Any lambda set to null switches its decay off (session-rec's ``None`` does so for spw and
+    inh; for snh it would fail there, which scales it by a number of seconds).
 
 Choices and deviations, each deliberate
 ---------------------------------------
@@ -67,8 +68,13 @@ Choices and deviations, each deliberate
   exp(-(T - time(n))/λ) and the first factor is the same for every neighbour of a prefix, so the
   top-k and every item ranking are the ones session-rec's definition gives with the true
   t_now >= T. Only the absolute score values differ (by that per-prefix factor).
-* Cosine. session-rec's ``ContextKNN.cosine`` computes ``li / sqrt(la) * sqrt(lb)`` (operator
-  precedence: |p ∩ n| * sqrt(|n|) / sqrt(|p|)); we use the cosine the paper defines. Its
+  Splits imported from the official SR-GNN pickles (``sessbench data import-official``) carry
+  no times: their timestamps are the file order, so recency follows that order and the snh
+  decay (differences of a few thousand "seconds" over days) is close to 1, i.e. nearly off.
+* Cosine. session-rec's ``ContextKNN.cosine(neighbour, prefix)`` computes
+  ``li / sqrt(la) * sqrt(lb)`` = |p ∩ n| * sqrt(|p|) / sqrt(|n|) (operator precedence), which
+  is the cosine times |p|, a constant per prefix: the same neighbours and rankings. We compute
+  the cosine the paper defines, so the scores are the cosine sums. Its
   signature defaults to ``similarity='jaccard'`` and ``sample_size=1000`` while its docstring
   says k=100, sample_size=500; the paper's SKNN is the cosine one, so ``sknn`` defaults to cosine,
   k=100, sample_size=500.
@@ -115,6 +121,7 @@ import scipy.sparse as sp
 import torch
 
 from baselines.decays import DECAYS, distance_decay
+from baselines.ties import tie_key
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, int_param, register_model
@@ -402,7 +409,7 @@ class _SessionKNN(SessionRecommender):
         sim = self.similarity(pre, cand, w)
         keep = sim > 0
         row, session, sim = cand.row[keep], cand.session[keep], sim[keep]
-        sel = top_k_per_row(row, session, sim, pre.n_rows, self.k, budget=int(self.max_chunk_terms))
+        sel = top_k_per_row(row, session, tie_key(sim), pre.n_rows, self.k, budget=int(self.max_chunk_terms))
         return row[sel], session[sel], sim[sel]
 
     def expand(self, pre: Prefixes, row: np.ndarray, session: np.ndarray) -> Expansion:

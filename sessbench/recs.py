@@ -26,6 +26,7 @@ chance of at most K / Tied; the number of truncated rows is printed. Without a S
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -60,6 +61,8 @@ class RecLists:
     n_tied:      int64 [R] items tied at or above the K-th score (saved lists; -1 unknown):
                  a row is truncated when n_tied > its length.
     k, cap:      the K and the cap a run saved with (None for other frameworks' files).
+    dataset, fingerprint: the run's dataset and `test_fingerprint` of its split (saved lists
+                 only), so that lists are never scored against another split.
     """
 
     session_ids: np.ndarray
@@ -70,6 +73,8 @@ class RecLists:
     n_tied: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     k: int | None = None
     cap: int | None = None
+    dataset: str | None = None
+    fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.n_tied) != len(self.positions):
@@ -90,17 +95,28 @@ class RecLists:
 # ---------------------------------------------------------------------------- runs' lists
 
 
-def from_top_lists(top: TopLists, examples: Examples, item_ids: np.ndarray) -> RecLists:
-    """The evaluator's lists keyed by raw session id and position, items as raw ids."""
+def test_fingerprint(split: Split) -> str:
+    """A short hash of the split's test sessions (items, lengths, session ids)."""
+    digest = hashlib.sha256()
+    for arr in (split.test.offsets, split.test.items, split.test.session_ids):
+        digest.update(np.ascontiguousarray(arr).view(np.uint8))
+    return digest.hexdigest()[:16]
+
+
+def from_top_lists(top: TopLists, examples: Examples, split: Split, dataset: str | None = None) -> RecLists:
+    """The evaluator's lists of `examples` (the split's test prefixes), keyed by raw session id
+    and position, items as raw ids."""
     return RecLists(
-        session_ids=examples.sessions.session_ids[examples.session_index],
+        session_ids=split.raw_session_ids(examples.sessions.session_ids[examples.session_index]),
         positions=examples.cut - 1,
         offsets=top.offsets,
-        items=np.asarray(item_ids)[top.items],
+        items=np.asarray(split.item_ids)[top.items],
         scores=top.scores,
         n_tied=top.n_tied,
         k=top.k,
         cap=top.cap,
+        dataset=dataset or split.name,
+        fingerprint=test_fingerprint(split),
     )
 
 
@@ -111,6 +127,7 @@ def save_lists(lists: RecLists, path: str | PathLike[str]) -> dict[str, Any]:
             fh, session_id=lists.session_ids, position=lists.positions, offsets=lists.offsets,
             items=lists.items, scores=lists.scores, n_tied=lists.n_tied,
             k=np.int64(lists.k or 0), cap=np.int64(lists.cap or 0),
+            dataset=np.str_(lists.dataset or ""), fingerprint=np.str_(lists.fingerprint or ""),
         )
     return {
         "k": lists.k, "cap": lists.cap, "rows": len(lists), "entries": int(lists.offsets[-1]),
@@ -124,7 +141,7 @@ def load_lists(path: str | PathLike[str]) -> RecLists:
         with np.load(path, allow_pickle=False) as d:
             return RecLists(
                 d["session_id"], d["position"], d["offsets"], d["items"], d["scores"], d["n_tied"],
-                int(d["k"]) or None, int(d["cap"]) or None,
+                int(d["k"]) or None, int(d["cap"]) or None, str(d["dataset"]) or None, str(d["fingerprint"]) or None,
             )
     except (KeyError, ValueError, OSError) as exc:
         raise DataFormatError(path, f"not a sessbench list file ({exc})", "Pass a .recs.npz written by 'sessbench run --save-recs K'.") from None
@@ -142,6 +159,12 @@ def find_run_lists(run: str, runs_dir: Path) -> tuple[dict[str, Any], Path]:
         raise SessbenchError(
             f"no run record '{run}' (looked for {path}). Pass a run id from 'ls {runs_dir}' "
             "(the file name without .json) or a record path, and --runs-dir if the runs are elsewhere."
+        )
+    if record.get("status") != "ok":
+        reason = (record.get("error") or {}).get("message", "no error recorded")
+        raise SessbenchError(
+            f"run {record['run_id']} failed ({reason}), so it saved no recommendation lists. Fix the cause "
+            "(its record holds the traceback) and rerun it with --save-recs."
         )
     if not record.get("recs_file"):
         raise SessbenchError(
@@ -256,6 +279,11 @@ def read_lists(path: str | PathLike[str], item_dtype: np.dtype) -> RecLists:
     except Exception as exc:  # pandas/pyarrow raise many types for unreadable files
         raise DataFormatError(path, f"cannot be read ({type(exc).__name__}: {exc})", "Write it as semicolon-separated CSV or Parquet.") from None
     missing = [c for c in REQUIRED if c not in names]
+    if missing and len(names) == 1 and "," in str(names[0]) and path.suffix != ".parquet":
+        raise DataFormatError(
+            path, f"the header is one column '{names[0]}': the file looks comma-separated",
+            f"session-rec's layout separates columns with ';' ({';'.join(COLUMNS)}) and items with ','.",
+        )
     if missing:
         raise DataFormatError(
             path, f"missing column(s) {', '.join(missing)} (found: {', '.join(map(str, names)) or 'none'})",
@@ -265,7 +293,12 @@ def read_lists(path: str | PathLike[str], item_dtype: np.dtype) -> RecLists:
     try:
         items = items.astype(item_dtype)
     except (ValueError, TypeError):
-        raise DataFormatError(path, f"Recommendations hold ids that are not {np.dtype(item_dtype)} like the dataset's item ids", "Write raw item ids, as in the dataset's click file.") from None
+        bad = int(np.flatnonzero(pd.to_numeric(pd.Series(items), errors="coerce").isna())[0])
+        row = int(np.searchsorted(np.cumsum(lengths), bad, side="right"))
+        raise DataFormatError(
+            path, f"row {row + 1} (SessionId {frame['SessionId'].iloc[row]}) recommends {items[bad]!r}, not a "
+            f"{np.dtype(item_dtype)} id like the dataset's items", "Write raw item ids, as in the dataset's click file.",
+        ) from None
     scores = None
     if "Scores" in lists:
         tokens, score_lengths = _flatten(lists["Scores"], path, "Scores")
@@ -307,6 +340,8 @@ class ListEvaluation:
     unmatched: np.ndarray  # row numbers (0-based) that match no test prefix
     unmatched_keys: list[tuple[str, int]]
     truncated_rows: int
+    uncertain_rows: int
+    short_rows: int
     ranks: RankCounts
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,6 +350,7 @@ class ListEvaluation:
             "rows": self.rows, "matched_rows": self.matched_rows, "missing_prefixes": self.missing_prefixes,
             "duplicate_rows": self.duplicate_rows, "unmatched_rows": len(self.unmatched),
             "unmatched_first": [list(k) for k in self.unmatched_keys], "truncated_rows": self.truncated_rows,
+            "uncertain_rows": self.uncertain_rows, "short_rows": self.short_rows,
         }
 
 
@@ -373,21 +409,42 @@ def list_rank_counts(
     return greater, equal, found
 
 
+def _row_keys(lists: RecLists, split: Split) -> pd.Series:
+    """Each row's "session:position" key in the form the split's test keys take.
+
+    Integer session ids compare as numbers (a file's "007" is session 7); text ids as text.
+    Rows whose id cannot be an id of this split get a key that matches nothing.
+    """
+    raw = pd.Series(np.asarray(lists.session_ids, dtype=object))
+    if split.session_labels is None:
+        numbers = pd.to_numeric(raw, errors="coerce")
+        whole = numbers.notna() & (numbers % 1 == 0)
+        ids = pd.Series(np.where(whole, numbers.fillna(0).astype(np.int64).astype(str), "?" + raw.astype(str)))
+    else:
+        ids = raw.astype(str).str.strip()
+    return ids + ":" + pd.Series(lists.positions.astype(str))
+
+
 def evaluate_lists(lists: RecLists, split: Split, ks: Sequence[int] | None = None) -> ListEvaluation:
     """Our metrics for `lists` on the split's test prefixes, matched by (SessionId, Position).
 
-    Prefixes without a row count as misses. Default cut-offs: the K values in KS that every
-    row's length allows (for a saved run, those <= its K).
+    Prefixes without a row count as misses. Default cut-offs: the K values in KS up to the
+    lists' K (saved lists) or their longest row (other files). A K above a saved list's K is an
+    error; rows shorter than K (other files) are evaluated as given and counted.
     """
+    if lists.fingerprint and lists.fingerprint != test_fingerprint(split):
+        raise SessbenchError(
+            f"the lists were saved on dataset '{lists.dataset}', whose test sessions differ from those of "
+            f"'{split.name}' as prepared here: pass --dataset {lists.dataset} (with the --data-dir and "
+            "--dataset-param of that run)."
+        )
     examples = split.test_examples()
     n = len(examples)
-    ex_keys = pd.Index(
-        pd.Series(split.test.session_ids[examples.session_index].astype(str)) + ":" + pd.Series((examples.cut - 1).astype(str))
-    )
+    raw_ids = split.raw_session_ids(split.test.session_ids[examples.session_index])
+    ex_keys = pd.Index(pd.Series(raw_ids.astype(str)) + ":" + pd.Series((examples.cut - 1).astype(str)))
     if not ex_keys.is_unique:
         raise SessbenchError(f"dataset {split.name}: test sessions repeat raw session ids, so rows cannot be matched by (SessionId, Position).")
-    row_keys = pd.Series(np.asarray(lists.session_ids).astype(str)) + ":" + pd.Series(lists.positions.astype(str))
-    idx = ex_keys.get_indexer(row_keys)
+    idx = ex_keys.get_indexer(_row_keys(lists, split))
     matched = np.nonzero(idx >= 0)[0]
     ex_row = np.full(n, -1, dtype=np.int64)
     ex_row[idx[matched][::-1]] = matched[::-1]  # the first row of a repeated key wins
@@ -395,25 +452,36 @@ def evaluate_lists(lists: RecLists, split: Split, ks: Sequence[int] | None = Non
     if not used.any():
         raise SessbenchError(
             f"no row of the list file matches a test prefix of {split.name} (first row: SessionId "
-            f"{lists.session_ids[0] if len(lists) else '-'}, Position {lists.positions[0] if len(lists) else '-'}). "
-            "Rows need the raw session id and Position = prefix length - 1 of the same split: check --dataset and its parameters."
+            f"{lists.session_ids[0] if len(lists) else '-'}, Position {lists.positions[0] if len(lists) else '-'}; "
+            f"first test prefix: SessionId {raw_ids[0]}, Position {int(examples.cut[0]) - 1}). Rows need the raw "
+            "session id and Position = prefix length - 1 of the same split: check --dataset and its parameters."
         )
+    lengths = lists.lengths[ex_row[used]]
+    limit = lists.k or int(lengths.max())
     if ks is None:
-        shortest = int(lists.lengths[ex_row[used]].min())
-        limit = min(shortest, lists.k) if lists.k else shortest
         ks = tuple(k for k in KS if k <= limit)
         if not ks:
-            raise SessbenchError(f"the shortest matched list holds {shortest} items, fewer than K={min(KS)}: pass --ks, e.g. --ks {max(shortest, 1)}.")
+            raise SessbenchError(f"the longest matched list holds {limit} items, fewer than K={min(KS)}: pass --ks, e.g. --ks {max(limit, 1)}.")
     ks = tuple(sorted(int(k) for k in ks))
+    if lists.k and max(ks) > lists.k:
+        raise SessbenchError(
+            f"K={max(ks)} is above the K={lists.k} the lists were saved with: their P@{max(ks)} would count only "
+            f"the top {lists.k}. Pass --ks up to {lists.k}, or rerun with --save-recs {max(ks)}."
+        )
+    # rows shorter than K (other frameworks' files): evaluated as given; a row holding the whole
+    # catalogue is complete at any K
+    short_rows = int(((lengths < max(ks)) & (lengths < split.n_items)).sum())
     row_target = np.full(len(lists), -1, dtype=np.int64)
     row_target[ex_row[used]] = examples.targets[used]
     item_index = _item_index(np.asarray(lists.items), split.item_ids)
-    g_row, e_row, _ = list_rank_counts(lists, item_index, row_target, max(ks), split.n_items)
+    g_row, e_row, found = list_rank_counts(lists, item_index, row_target, max(ks), split.n_items)
     greater = np.where(used, g_row[ex_row], max(ks))
     equal = np.where(used, e_row[ex_row], 0)
     ranks = RankCounts(greater, equal, examples.prefix_lengths)
     short = ranks.short_mask()
     unmatched = np.nonzero(idx < 0)[0]
+    # the one inexact case: truncated, the tie group smaller than the catalogue, target unlisted
+    uncertain = lists.truncated & ~found & (lists.n_tied != split.n_items) & (row_target > 0)
     return ListEvaluation(
         metrics=ranks.metrics(ks),
         groups={"short": ranks.select(short).metrics(ks), "long": ranks.select(~short).metrics(ks)},
@@ -426,6 +494,8 @@ def evaluate_lists(lists: RecLists, split: Split, ks: Sequence[int] | None = Non
         unmatched=unmatched,
         unmatched_keys=[(str(lists.session_ids[r]), int(lists.positions[r])) for r in unmatched[:SHOW_UNMATCHED]],
         truncated_rows=int(lists.truncated[ex_row[used]].sum()),
+        uncertain_rows=int(uncertain[ex_row[used]].sum()),
+        short_rows=short_rows,
         ranks=ranks,
     )
 
@@ -440,9 +510,12 @@ def format_evaluation(ev: ListEvaluation, source: str) -> str:
         lines.append(f"  {len(ev.unmatched):,} rows match no test prefix and were ignored, first: {first}")
     if ev.duplicate_rows:
         lines.append(f"  {ev.duplicate_rows:,} rows repeat a (SessionId, Position) already seen: the first was used")
-    if ev.truncated_rows:
-        lines.append(f"  {ev.truncated_rows:,} matched rows were truncated (more items tied at the K-th score than the cap): "
-                     "a target tied at the cut-off but cut from its list counts as a miss")
+    if ev.short_rows:
+        lines.append(f"  {ev.short_rows:,} matched rows hold fewer than K={max(ev.ks)} items: evaluated as given "
+                     "(a target beyond a row's end is a miss)")
+    if ev.uncertain_rows:
+        lines.append(f"  {ev.uncertain_rows:,} matched rows were truncated inside a tie group smaller than the catalogue "
+                     "and do not list their target: counted as misses, where the target may have tied at the cut-off")
     header = ["group", "prefixes"] + [f"{m}@{k}" for k in ev.ks for m in ("P", "MRR")]
     rows = [header]
     for group, metrics in (("all", ev.metrics), ("short", ev.groups["short"]), ("long", ev.groups["long"])):

@@ -521,7 +521,7 @@ class Runner:
         if result.recs is not None:
             from sessbench.recs import from_top_lists, save_lists
 
-            lists = from_top_lists(result.recs, test, split.item_ids)
+            lists = from_top_lists(result.recs, test, split, spec.dataset.key)
             summary = save_lists(lists, recs_path(self.runs_dir, spec.run_id))
             recs_entry = {"recs_file": recs_path(self.runs_dir, spec.run_id).name, "recs": summary}
             if summary["truncated_rows"]:

@@ -123,6 +123,11 @@ def test_tied_top_lists_keep_the_tie_group() -> None:
     assert items[0, :5].tolist() == [1, 2, 3, 4, 5] and length[0] == 5
 
 
+def _as_split(test: SessionSet, item_ids: np.ndarray) -> Split:
+    """A split whose test sessions are `test` (training is irrelevant to saving lists)."""
+    return Split(name="hand", train=test, test=test, n_items=len(item_ids) - 1, item_ids=item_ids)
+
+
 def test_hand_built_scores_reevaluate_exactly_except_flagged_rows() -> None:
     _, examples = _examples()
     table = torch.tensor(SCORES)
@@ -130,7 +135,7 @@ def test_hand_built_scores_reevaluate_exactly_except_flagged_rows() -> None:
                              ks=(1, 2), recs_k=2, recs_cap=5, batch_size=2)
     assert res.ranks.greater.tolist() == [1, 0, 2, 1, 0] and res.ranks.equal.tolist() == [3, 7, 5, 0, 0]
     item_ids = np.arange(9) * 10 + 7  # raw ids differ from indices
-    lists = from_top_lists(res.recs, examples, item_ids)
+    lists = from_top_lists(res.recs, examples, _as_split(examples.sessions, item_ids))
     assert lists.session_ids.tolist() == [101, 102, 103, 104, 105] and lists.positions.tolist() == [0] * 5
     assert lists.truncated.tolist() == [False, True, False, False, True]
     assert lists.items[:5].tolist() == [17, 27, 37, 47, 57]
@@ -154,7 +159,7 @@ def test_truncated_tie_groups_evaluate_exactly_where_the_tie_count_allows() -> N
     examples = sessions.examples()
     res = evaluate_scores_fn(lambda b: table[torch.from_numpy(b.example_index)], examples, n_items=8,
                              ks=(2,), recs_k=2, recs_cap=4)
-    lists = from_top_lists(res.recs, examples, np.arange(9))
+    lists = from_top_lists(res.recs, examples, _as_split(sessions, np.arange(9)))
     assert lists.truncated.tolist() == [True, True] and lists.n_tied.tolist() == [8, 8]
     greater, equal, found = list_rank_counts(lists, lists.items, examples.targets, 2)
     assert found.tolist() == [True, False]
@@ -167,7 +172,7 @@ def test_truncated_tie_groups_evaluate_exactly_where_the_tie_count_allows() -> N
     table[1, 8] = 0.5  # item 8 now scores below the tie: 7 items tie, fewer than n_items
     res = evaluate_scores_fn(lambda b: table[torch.from_numpy(b.example_index)], examples, n_items=8,
                              ks=(2,), recs_k=2, recs_cap=4)
-    lists = from_top_lists(res.recs, examples, np.arange(9))
+    lists = from_top_lists(res.recs, examples, _as_split(sessions, np.arange(9)))
     greater, _, _ = list_rank_counts(lists, lists.items, examples.targets, 2, n_items=8)
     assert lists.n_tied.tolist() == [8, 7] and greater[1] >= 4
 
@@ -215,7 +220,8 @@ def test_round_trip_of_a_hand_built_list(tmp_path: Path) -> None:
         assert back.truncated.tolist() == [False, True]  # the Tied column carries the tie counts
         assert back.n_tied.tolist() == [2, 9]
     ev = evaluate_lists(back, _split(), ks=(1,))
-    assert ev.truncated_rows == 1 and "1 matched rows were truncated" in format_evaluation(ev, "l")
+    # (600, 0)'s tie group is cut but lists its target: exact, so nothing to warn about
+    assert ev.truncated_rows == 1 and ev.uncertain_rows == 0 and "truncated" not in format_evaluation(ev, "l")
 
 
 # ---------------------------------------------------------------------------- bad inputs
@@ -226,8 +232,11 @@ def test_missing_columns_and_bad_ids_are_clear(tmp_path: Path) -> None:
     path.write_text("SessionId;Position;Items\n1;0;5\n")
     with pytest.raises(DataFormatError, match=r"missing column\(s\) Recommendations.*session-rec's layout"):
         read_lists(path, np.dtype(np.int64))
-    path.write_text("SessionId;Position;Recommendations\n1;0;a,b\n")
-    with pytest.raises(DataFormatError, match="not int64"):
+    path.write_text("SessionId;Position;Recommendations\n1;0;5,6\n7;0;8,b\n")
+    with pytest.raises(DataFormatError, match=r"row 2 \(SessionId 7\) recommends 'b', not a int64"):
+        read_lists(path, np.dtype(np.int64))
+    path.write_text("SessionId,Position,Recommendations\n1,0,5\n")
+    with pytest.raises(DataFormatError, match="looks comma-separated.*';'"):
         read_lists(path, np.dtype(np.int64))
     path.write_text("SessionId;Position;Recommendations;Scores\n1;0;1,2;0.5\n")
     with pytest.raises(DataFormatError, match="1 scores for 2 items"):
@@ -240,6 +249,9 @@ def test_unknown_run_and_run_without_lists(tmp_path: Path, capsys: pytest.Captur
     (tmp_path / "r1.json").write_text(json.dumps({"run_id": "r1", "status": "ok"}))
     assert main(["recs", "export", "r1", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 2
     assert "--save-recs" in capsys.readouterr().err
+    (tmp_path / "r2.json").write_text(json.dumps({"run_id": "r2", "status": "failed", "error": {"message": "out of memory"}}))
+    assert main(["recs", "export", "r2", "--runs-dir", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "run r2 failed (out of memory)" in capsys.readouterr().err
     assert main(["--quiet", "evaluate", "--recs", str(tmp_path / "missing.csv"), "--dataset", "synthetic"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -303,3 +315,69 @@ def test_real_yoochoose_sample_lists_reevaluate_exactly(shared_data: Path, tmp_p
         assert ev.matched_rows == 10_102 and ev.missing_prefixes == 0 and len(ev.unmatched) == 0
         for m, value in ev.metrics.items():
             assert value == pytest.approx(rec["metrics"][m], abs=1e-12), (rec["model"], m)
+
+
+def _text_id_log(path: Path) -> Path:
+    """A click log with text session and item ids: 400 sessions over 20 days."""
+    rng = np.random.default_rng(0)
+    rows = ["session_id,item_id,timestamp"]
+    for s in range(400):
+        start = 1_704_067_200 + s * 4_320
+        for t in range(int(rng.integers(2, 6))):
+            rows.append(f"sess-{s:05d},item{int(rng.integers(1, 40))},{start + t}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_text_session_ids_are_exported_raw_and_matched(tmp_path: Path) -> None:
+    log = _text_id_log(tmp_path / "log.csv")
+    runs, cache = tmp_path / "runs", tmp_path / "cache"
+    dataset = f"clicks:{log}"
+    assert main(["--quiet", "run", "--models", "pop", "--dataset", dataset, "--runs-dir", str(runs), "--cache-dir",
+                 str(cache), "--save-recs", "5", "--no-memory-check"]) == 0
+    (rec,) = [r for r in (json.loads(p.read_text()) for p in runs.glob("*.json")) if r["model"] == "pop"]
+    out = tmp_path / "pop.csv"
+    assert main(["recs", "export", rec["run_id"], "--runs-dir", str(runs), "--out", str(out)]) == 0
+    frame = pd.read_csv(out, sep=";", dtype=str)
+    assert frame["SessionId"].str.startswith("sess-").all()  # the log's ids, not internal codes
+    split = load_dataset(parse_dataset(dataset), cache_dir=cache).split
+    ev = evaluate_lists(read_lists(out, split.item_ids.dtype), split)
+    assert ev.matched_rows == len(frame) and ev.missing_prefixes == 0
+    assert ev.metrics == pytest.approx({k: rec["metrics"][k] for k in ev.metrics}, abs=1e-12)
+
+
+def test_k_above_the_saved_k_is_refused(saved_runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    runs, cache = saved_runs
+    rec = next(r for r in _records(runs) if r["model"] == "sr")
+    argv = ["evaluate", "--recs", str(runs / rec["recs_file"]), "--dataset", DATASET, "--cache-dir", str(cache)]
+    assert main([*argv, "--ks", "5,50"]) == 2
+    err = capsys.readouterr().err
+    assert "K=50 is above the K=20" in err and "--ks up to 20" in err and "--save-recs 50" in err
+    assert main([*argv, "--ks", "5,20"]) == 0
+
+
+def test_saved_lists_refuse_another_split(saved_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, _ = saved_runs
+    rec = next(r for r in _records(runs) if r["model"] == "pop")
+    other = "synthetic:n_sessions=300,n_items=400,seed=1"
+    assert main(["evaluate", "--recs", str(runs / rec["recs_file"]), "--dataset", other,
+                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "--dataset synthetic:n_items=400,n_sessions=300 " in capsys.readouterr().err  # the canonical key
+
+
+def test_integer_session_ids_match_as_numbers(tmp_path: Path) -> None:
+    # test prefixes: (500, 1) -> 90, (500, 0) -> 80, (600, 0) -> 70; "0500" is session 500
+    path = tmp_path / "padded.csv"
+    path.write_text("SessionId;Position;Recommendations\n0500;1;90\n500.0;0;80\nabc;0;70\n")
+    ev = evaluate_lists(read_lists(path, np.dtype(np.int64)), _split(), ks=(1,))
+    assert ev.matched_rows == 2 and len(ev.unmatched) == 1 and ev.metrics["P@1"] == pytest.approx(2 / 3)
+
+
+def test_empty_and_short_rows_are_evaluated_as_given(tmp_path: Path) -> None:
+    # test prefixes: (500, 1) -> 90, (500, 0) -> 80, (600, 0) -> 70
+    path = tmp_path / "short.csv"
+    path.write_text("SessionId;Position;Recommendations\n500;1;\n500;0;80,90\n600;0;90\n")
+    ev = evaluate_lists(read_lists(path, np.dtype(np.int64)), _split(), ks=(1, 2))
+    assert ev.matched_rows == 3 and ev.short_rows == 2  # the empty row and the one-item row
+    assert ev.metrics["P@2"] == pytest.approx(1 / 3)  # only (500, 0) hits
+    assert "2 matched rows hold fewer than K=2 items" in format_evaluation(ev, "short.csv")

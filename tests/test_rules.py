@@ -208,3 +208,13 @@ def test_beat_pop_on_synthetic() -> None:
     pop = p20(Popularity())
     assert p20(AssociationRules()) > pop + 0.05
     assert p20(SequentialRules()) > pop + 0.05
+
+
+def test_pruning_ties_ignore_rounding_noise() -> None:
+    # 1 + 1/3 + 1 and 1/3 + 2 are equal, but not in float64: the lower item must still win
+    a, b = 1 + 1 / 3 + 1, 1 / 3 + 2
+    assert a != b
+    high, low = max(a, b), min(a, b)  # the noisily larger rule sits on the higher item
+    m = sp.csr_array((np.array([high, low]), (np.array([1, 1]), np.array([5, 3]))), shape=(2, 6))
+    kept = prune_rows(m, 1).toarray()
+    assert kept[1, 3] == low and kept[1, 5] == 0

@@ -11,6 +11,7 @@ import torch
 from baselines.popularity import Popularity
 from baselines.decays import distance_decay
 from baselines.sknn import SKNN, STAN, VSKNN, position_weights, top_k_per_row
+from baselines.ties import tie_key
 from sessbench.data.sessions import SessionSet, TrainingData
 from sessbench.data.synthetic import SyntheticConfig, SyntheticGenerator
 from sessbench.errors import ConfigError
@@ -66,7 +67,8 @@ def reference_scores(kind: str, sessions: list[list[int]], times: list[int], pre
             sim *= math.exp(-(t_ref - times[s]) / (p["lambda_snh"] * DAY))
         if sim > 0:
             sims[s] = sim
-    neighbours = sorted(sims, key=lambda s: (-sims[s], -recency[s]))[: p["k"]]
+    # ties (equal up to float rounding noise, as baselines.ties defines) go to the more recent
+    neighbours = sorted(sims, key=lambda s: (-float(tie_key(sims[s])), -recency[s]))[: p["k"]]
     scores = np.zeros(n_items + 1)
     for s in neighbours:
         seq = sessions[s]
@@ -309,3 +311,13 @@ def test_beat_pop_on_small_synthetic_data() -> None:
     pop = hit20(Popularity())
     for cls in (SKNN, VSKNN, STAN):
         assert hit20(cls()) > pop + 0.05, cls.__name__
+
+
+def test_neighbour_ties_ignore_rounding_noise() -> None:
+    class Noisy(SKNN):  # two candidates whose similarities differ by rounding noise only
+        def similarity(self, pre, cand, w):
+            return np.where(cand.session == 0, 0.08923076923076924, 0.08923076923076922)
+
+    model = fitted(Noisy(k=1, sample_size=0), [[1, 2], [1, 3]], 3)  # session 1 is the more recent
+    scores = model.score(batch_of([[1]]))[0]
+    assert scores[3] > 0 and scores[2] == 0

@@ -345,6 +345,7 @@ def test_generic_log_with_text_ids(tmp_path: Path) -> None:
     split = prepare_srgnn(frame, name="log", split_seconds=DAY, min_item_support=1)
     assert split.item_ids.tolist() == ["", "shoe", "sock"]
     assert split.train.to_lists() == [[1, 2]] and split.test.to_lists() == [[2, 1]]
+    assert split.raw_session_ids(split.test.session_ids).tolist() == ["b"]  # the log's id, not a code
 
 
 def test_non_integer_columns_are_rejected() -> None:

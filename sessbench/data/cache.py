@@ -213,6 +213,8 @@ def _split_arrays(split: Split) -> dict[str, np.ndarray]:
         for f in _SESSION_FIELDS:
             arrays[f"{part}_{f}"] = np.ascontiguousarray(getattr(sessions, f))
     arrays["item_ids"] = _normalize_item_ids(split.item_ids)
+    if split.session_labels is not None:  # text session ids of a click log
+        arrays["session_labels"] = np.asarray(split.session_labels, dtype=str)
     return arrays
 
 
@@ -379,6 +381,7 @@ def load_split(directory: Path) -> Split:
             item_ids=arrays["item_ids"],
             valid=None,
             meta=manifest.get("meta") or {},
+            session_labels=arrays.get("session_labels"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CacheCorruptError(f"{directory}: inconsistent cache entry ({exc}). Rerun with --force.") from exc

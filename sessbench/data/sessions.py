@@ -305,6 +305,8 @@ class Split:
     n_items:  the candidate items are 1..n_items.
     item_ids: raw id of each item index (item_ids[0] is a placeholder for padding); int64, or
               a unicode array for click logs with string ids.
+    session_labels: for click logs with text session ids, the raw id of each session code
+              (sessions' `session_ids` then hold codes); None when session ids are integers.
     meta:     how it was made: dataset name, parameters, source checksum, sessbench version.
     """
 
@@ -315,6 +317,11 @@ class Split:
     item_ids: np.ndarray
     valid: SessionSet | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    session_labels: np.ndarray | None = None
+
+    def raw_session_ids(self, session_ids: np.ndarray) -> np.ndarray:
+        """The raw ids of sessions given by their `session_ids` (labels for text ids)."""
+        return session_ids if self.session_labels is None else self.session_labels[session_ids]
 
     def with_validation(self, fraction: float) -> "Split":
         """Carve the last `fraction` of training sessions (they are in time order) as validation.

@@ -314,7 +314,11 @@ def _prepare(
         "n_train_prefixes_full": int(np.maximum(train.lengths - 1, 0).sum()),
         **(meta or {}),
     }
-    split = Split(name=name, train=train, test=test, n_items=n_items, item_ids=item_ids, valid=None, meta=info)
+    labels = clicks.attrs.get("session_labels") if hasattr(clicks, "attrs") else None
+    split = Split(
+        name=name, train=train, test=test, n_items=n_items, item_ids=item_ids, valid=None, meta=info,
+        session_labels=None if labels is None else np.asarray(labels, dtype=str),
+    )
     return split if fraction is None else cut_training_fraction(split, fraction)
 
 
