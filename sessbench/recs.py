@@ -61,7 +61,7 @@ class RecLists:
     n_tied:      int64 [R] items tied at or above the K-th score (saved lists; -1 unknown):
                  a row is truncated when n_tied > its length.
     k, cap:      the K and the cap a run saved with (None for other frameworks' files).
-    dataset, fingerprint: the run's dataset and `test_fingerprint` of its split (saved lists
+    dataset, fingerprint: the run's dataset and `split_fingerprint` of its split (saved lists
                  only), so that lists are never scored against another split.
     """
 
@@ -95,7 +95,7 @@ class RecLists:
 # ---------------------------------------------------------------------------- runs' lists
 
 
-def test_fingerprint(split: Split) -> str:
+def split_fingerprint(split: Split) -> str:
     """A short hash of the split's test sessions (items, lengths, session ids)."""
     digest = hashlib.sha256()
     for arr in (split.test.offsets, split.test.items, split.test.session_ids):
@@ -116,7 +116,7 @@ def from_top_lists(top: TopLists, examples: Examples, split: Split, dataset: str
         k=top.k,
         cap=top.cap,
         dataset=dataset or split.name,
-        fingerprint=test_fingerprint(split),
+        fingerprint=split_fingerprint(split),
     )
 
 
@@ -432,7 +432,7 @@ def evaluate_lists(lists: RecLists, split: Split, ks: Sequence[int] | None = Non
     lists' K (saved lists) or their longest row (other files). A K above a saved list's K is an
     error; rows shorter than K (other files) are evaluated as given and counted.
     """
-    if lists.fingerprint and lists.fingerprint != test_fingerprint(split):
+    if lists.fingerprint and lists.fingerprint != split_fingerprint(split):
         raise SessbenchError(
             f"the lists were saved on dataset '{lists.dataset}', whose test sessions differ from those of "
             f"'{split.name}' as prepared here: pass --dataset {lists.dataset} (with the --data-dir and "
