@@ -53,7 +53,7 @@ import torch
 from baselines.item_knn import session_item_matrix
 from sessbench.data.sessions import Batch, TrainingData
 from sessbench.errors import ConfigError, SessbenchError
-from sessbench.models import FitContext, SessionRecommender, register_model
+from sessbench.models import FitContext, SessionRecommender, int_param, register_model
 
 __all__ = ["BPRMF", "prefix_mean"]
 
@@ -121,10 +121,7 @@ class BPRMF(SessionRecommender):
         self.fit_summary: dict[str, Any] = {}
 
     def _int(self, key: str, minimum: int) -> int:
-        value = self.params[key]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ConfigError(f"model 'bpr-mf': {key}={value!r} must be an integer >= {minimum}.")
-        return int(value)
+        return int_param("bpr-mf", key, self.params[key], minimum)
 
     def _positive(self, key: str) -> float:
         value = float(self.params[key])

@@ -63,9 +63,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from baselines.sparse_rows import SparseRows, row_blocks, top_n_per_row
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError
-from sessbench.models import FitContext, SessionRecommender, register_model
+from sessbench.models import FitContext, SessionRecommender, int_param, register_model
 
 __all__ = ["ItemKNN", "session_item_matrix", "cooccurrence_topn"]
 
@@ -87,35 +88,6 @@ def session_item_matrix(sessions: SessionSet, n_items: int) -> sp.csr_array:
     matrix.sum_duplicates()
     matrix.data[:] = 1
     return matrix
-
-
-def _blocks(work: np.ndarray, budget: int) -> list[tuple[int, int]]:
-    """Consecutive row ranges whose summed `work` stays within `budget` (>= 1 row each)."""
-    n = len(work)
-    bounds = [0]
-    cum = np.cumsum(work, dtype=np.int64)
-    while bounds[-1] < n:
-        start = bounds[-1]
-        base = cum[start - 1] if start > 0 else 0
-        end = int(np.searchsorted(cum, base + budget, side="right"))
-        bounds.append(max(end, start + 1))
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def _topn_rows(
-    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, the `n` largest values (ties: lower column first), best first.
-
-    Returns (counts per row [n_rows], columns, values), the kept entries grouped by row.
-    """
-    order = np.lexsort((cols, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    per_row = np.bincount(rows, minlength=n_rows)
-    row_start = np.cumsum(per_row) - per_row
-    rank = np.arange(len(rows), dtype=np.int64) - row_start[rows]
-    keep = rank < n
-    return np.minimum(per_row, n), cols[keep], values[keep]
 
 
 def cooccurrence_topn(
@@ -142,7 +114,7 @@ def cooccurrence_topn(
     counts_parts: list[np.ndarray] = []
     col_parts: list[np.ndarray] = []
     val_parts: list[np.ndarray] = []
-    for start, end in _blocks(work, max_block_terms):
+    for start, end in row_blocks(work, max_block_terms):
         block = (xt[start:end] @ x).tocsr()  # co-occurrence counts of items start..end-1
         n_rows = end - start
         rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(block.indptr))
@@ -151,7 +123,7 @@ def cooccurrence_topn(
         rows, cols = rows[not_self], cols[not_self]
         sims = block.data[not_self].astype(np.float64) / (norm_i[rows + start] * norm_j[cols])
         del block
-        counts, kept_cols, kept_vals = _topn_rows(rows, cols, sims, n_rows, n_sims)
+        counts, kept_cols, kept_vals = top_n_per_row(rows, cols, sims, n_rows, n_sims)
         counts_parts.append(counts)
         col_parts.append(kept_cols.astype(np.int32))
         val_parts.append(kept_vals.astype(np.float32))
@@ -184,9 +156,7 @@ class ItemKNN(SessionRecommender):
     def __init__(self, **params: Any) -> None:
         super().__init__(**{**DEFAULTS, **params})
         p = self.params
-        self.n_sims = p["n_sims"]
-        if isinstance(self.n_sims, bool) or not isinstance(self.n_sims, (int, np.integer)) or self.n_sims < 1:
-            raise ConfigError(f"model 'item-knn': n_sims={self.n_sims!r} must be an integer >= 1.")
+        self.n_sims = int_param("item-knn", "n_sims", p["n_sims"], 1)
         self.lmbd = float(p["lmbd"])
         self.alpha = float(p["alpha"])
         if not math.isfinite(self.lmbd) or self.lmbd < 0:
@@ -206,9 +176,7 @@ class ItemKNN(SessionRecommender):
         self.n_items = data.n_items
         self._device = torch.device(ctx.device)
         sim = self.similarity
-        self._indptr = torch.from_numpy(sim.indptr.astype(np.int64)).to(self._device)
-        self._indices = torch.from_numpy(sim.indices.astype(np.int64)).to(self._device)
-        self._values = torch.from_numpy(sim.data.astype(np.float32)).to(self._device)
+        self._rows = SparseRows(sim, self._device, torch.float32)
         ctx.logger.info(
             "item-knn: %d items, %d neighbour entries (%.1f per item) in %.2fs",
             data.n_items, sim.nnz, sim.nnz / max(1, data.n_items), time.perf_counter() - t0,
@@ -222,13 +190,4 @@ class ItemKNN(SessionRecommender):
         """Gather the similarity rows of the batch's last items into a dense [B, n_items + 1]."""
         if self.similarity is None:
             raise RuntimeError("model 'item-knn' is not fitted: call fit() first")
-        last = batch.last_items.to(self._device)
-        starts = self._indptr[last]
-        counts = self._indptr[last + 1] - starts
-        rows = torch.repeat_interleave(torch.arange(len(last), device=self._device), counts)
-        first = torch.cumsum(counts, 0) - counts  # position of each row's first entry
-        pos = torch.arange(int(counts.sum()), device=self._device) - torch.repeat_interleave(first, counts)
-        pos += torch.repeat_interleave(starts, counts)
-        scores = torch.zeros(len(last), self.n_items + 1, dtype=torch.float32, device=self._device)
-        scores[rows, self._indices[pos]] = self._values[pos]
-        return scores
+        return self._rows.dense(batch.last_items)

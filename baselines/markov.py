@@ -45,10 +45,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from baselines.rules import SparseRows, prune_rows, sequential_rule_matrix
+from baselines.rules import prune_rows, sequential_rule_matrix
+from baselines.sparse_rows import SparseRows
 from sessbench.data.sessions import Batch, TrainingData
-from sessbench.errors import ConfigError
-from sessbench.models import FitContext, SessionRecommender, int_param, register_model
+from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
 
 __all__ = ["BACKOFFS", "MarkovChain"]
 
@@ -71,9 +71,7 @@ class MarkovChain(SessionRecommender):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**{**DEFAULTS, **params})
-        self.backoff = self.params["backoff"]
-        if self.backoff not in BACKOFFS:
-            raise ConfigError(f"model 'markov': backoff={self.backoff!r} must be one of {', '.join(BACKOFFS)}.")
+        self.backoff = choice_param("markov", "backoff", self.params["backoff"], BACKOFFS)
         self.pruning = int_param("markov", "pruning", self.params["pruning"], 0)
         self.transitions: sp.csr_array | None = None
         self._rows: SparseRows | None = None

@@ -64,15 +64,14 @@ import scipy.sparse as sp
 import torch
 
 from baselines.decays import DECAYS, distance_decay
+from baselines.sparse_rows import SparseRows, row_blocks, top_n_per_row
 from baselines.ties import tie_key
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
-from sessbench.errors import ConfigError
-from sessbench.models import FitContext, SessionRecommender, int_param, register_model
+from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
 
 __all__ = [
     "AssociationRules",
     "SequentialRules",
-    "SparseRows",
     "association_rule_matrix",
     "prune_rows",
     "sequential_rule_matrix",
@@ -95,13 +94,9 @@ def prune_rows(matrix: sp.csr_array, keep: int) -> sp.csr_array:
     n_rows = m.shape[0]
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(m.indptr))
     cols, values = m.indices.astype(np.int64), m.data
-    if keep > 0:
-        order = np.lexsort((cols, -tie_key(values), rows))  # equal rules: lower item first
-        rows, cols, values = rows[order], cols[order], values[order]
-        per_row = np.bincount(rows, minlength=n_rows)
-        rank = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        kept = rank < keep
-        rows, cols, values = rows[kept], cols[kept], values[kept]
+    if keep > 0:  # equal rules (up to float noise): lower item first
+        counts, cols, values = top_n_per_row(rows, cols, values, n_rows, keep, order_by=tie_key(values))
+        rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
     out = sp.csr_array((values, (rows, cols)), shape=m.shape)
     out.sort_indices()
     return out
@@ -158,49 +153,16 @@ def association_rule_matrix(
     clicks = np.asarray(x.sum(axis=0)).ravel().astype(np.float64)
     # upper bound of each row's non-zeros of X^T X: distinct items of the sessions holding it
     work = xt.astype(bool).astype(np.int64) @ np.diff(x.indptr).astype(np.int64)
-    cum = np.cumsum(work)
     parts: list[sp.csr_array] = []
-    start, n_rows = 0, n_items + 1
-    while start < n_rows:
-        base = cum[start - 1] if start > 0 else 0
-        end = max(int(np.searchsorted(cum, base + max_block_terms, side="right")), start + 1)
+    for start, end in row_blocks(work, max_block_terms):
         block = sp.csr_array(xt[start:end] @ x, dtype=np.float64)
         own = np.arange(start, end)
         diagonal = sp.csr_array((clicks[own], (own - start, own)), shape=block.shape)
         parts.append(prune_rows(block - diagonal, pruning))  # drops the zeros it leaves
-        start = end
     return sp.csr_array(sp.vstack(parts, format="csr"))
 
 
 # ---------------------------------------------------------------------------- scoring
-
-
-class SparseRows:
-    """A CSR matrix held as torch tensors on a device; `dense(rows)` gathers rows densely."""
-
-    def __init__(self, matrix: sp.csr_array, device: torch.device, dtype: torch.dtype) -> None:
-        self.n_cols = matrix.shape[1]
-        self.device = device
-        self.dtype = dtype
-        self.indptr = torch.from_numpy(matrix.indptr.astype(np.int64)).to(device)
-        self.indices = torch.from_numpy(matrix.indices.astype(np.int64)).to(device)
-        self.values = torch.from_numpy(np.asarray(matrix.data, dtype=np.float64)).to(device, dtype)
-
-    def dense(self, rows: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-        """[len(rows), n_cols]: the rows, added to `base` (a [n_cols] row, default zeros)."""
-        rows = rows.to(self.device)
-        starts = self.indptr[rows]
-        counts = self.indptr[rows + 1] - starts
-        out_row = torch.repeat_interleave(torch.arange(len(rows), device=self.device), counts)
-        first = torch.cumsum(counts, 0) - counts
-        pos = torch.arange(int(counts.sum()), device=self.device) - torch.repeat_interleave(first, counts)
-        pos += torch.repeat_interleave(starts, counts)
-        if base is None:
-            out = torch.zeros(len(rows), self.n_cols, dtype=self.dtype, device=self.device)
-        else:
-            out = base.to(self.device, self.dtype).unsqueeze(0).repeat(len(rows), 1)
-        out.index_put_((out_row, self.indices[pos]), self.values[pos], accumulate=True)
-        return out
 
 
 class _RuleModel(SessionRecommender):
@@ -280,11 +242,7 @@ class SequentialRules(_RuleModel):
     def __init__(self, **params: Any) -> None:
         super().__init__(**{**SR_DEFAULTS, **params})
         self.steps = int_param(self.name, "steps", self.params["steps"], 1)
-        self.weighting = self.params["weighting"]
-        if self.weighting not in DECAYS:
-            raise ConfigError(
-                f"model 'sr': weighting={self.weighting!r} must be one of {', '.join(DECAYS)}."
-            )
+        self.weighting = choice_param(self.name, "weighting", self.params["weighting"], DECAYS)
 
     def _rule_matrix(self, data: TrainingData) -> sp.csr_array:
         rules = sequential_rule_matrix(data.train, data.n_items, steps=self.steps, weighting=self.weighting)

@@ -121,10 +121,11 @@ import scipy.sparse as sp
 import torch
 
 from baselines.decays import DECAYS, distance_decay
+from baselines.sparse_rows import row_blocks
 from baselines.ties import tie_key
 from sessbench.data.sessions import Batch, SessionSet, TrainingData
 from sessbench.errors import ConfigError
-from sessbench.models import FitContext, SessionRecommender, int_param, register_model
+from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
 
 __all__ = ["SKNN", "STAN", "VSKNN", "SessionIndex", "position_weights"]
 
@@ -137,9 +138,6 @@ VSKNN_DEFAULTS: dict[str, Any] = {
 STAN_DEFAULTS: dict[str, Any] = {
     "k": 100, "sample_size": 5000, "lambda_spw": 1.02, "lambda_snh": 5.0, "lambda_inh": 2.05,
 }
-
-#: V-SKNN's weightings of prefix positions and of neighbour votes (baselines/decays.py)
-WEIGHTINGS = DECAYS
 
 
 # ---------------------------------------------------------------------------- weights
@@ -290,24 +288,6 @@ class Expansion:
     prefix_pos: np.ndarray
 
 
-def _chunks(work: np.ndarray, budget: int) -> list[tuple[int, int]]:
-    """Consecutive row ranges whose summed `work` stays within `budget` (>= 1 row each)."""
-    bounds = [0]
-    cum = np.cumsum(work, dtype=np.int64)
-    while bounds[-1] < len(work):
-        start = bounds[-1]
-        base = cum[start - 1] if start > 0 else 0
-        end = int(np.searchsorted(cum, base + budget, side="right"))
-        bounds.append(max(end, start + 1))
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def _check_choice(model: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"model '{model}': {name}={value!r} must be one of {', '.join(choices)}.")
-    return str(value)
-
-
 def _check_decay(model: str, name: str, value: Any) -> float | None:
     """A positive finite decay constant, or None (decay off)."""
     if value is None:
@@ -331,13 +311,7 @@ class _SessionKNN(SessionRecommender):
     max_chunk_terms: ClassVar[int] = 1 << 22
 
     def __init__(self, **params: Any) -> None:
-        super().__init__(**{**self.defaults, **params})
-        unknown = set(self.params) - set(self.defaults)
-        if unknown:
-            raise ConfigError(
-                f"model '{self.name}': unknown hyperparameter(s) {', '.join(sorted(unknown))}; "
-                f"valid: {', '.join(sorted(self.defaults))}."
-            )
+        super().__init__(**{**self.defaults, **params})  # unknown keys: rejected by the config layer
         self.k = int_param(self.name, "k", self.params["k"], 1)
         self.sample_size = int_param(self.name, "sample_size", self.params["sample_size"], 0)
         self.index: SessionIndex | None = None
@@ -376,7 +350,7 @@ class _SessionKNN(SessionRecommender):
         support = np.diff(self.index.st.indptr)
         work = np.bincount(pre.row, weights=support[pre.item], minlength=pre.n_rows) + 1
         out = np.zeros((pre.n_rows, self.n_items + 1), dtype=np.float32)
-        for start, end in _chunks(work.astype(np.int64), int(self.max_chunk_terms)):
+        for start, end in row_blocks(work.astype(np.int64), int(self.max_chunk_terms)):
             chunk = pre.rows(start, end)
             row, session, sim = self.neighbours(chunk)
             out[start:end] = self.item_scores(chunk, row, session, sim)
@@ -488,7 +462,7 @@ class SKNN(_SessionKNN):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.similarity_kind = _check_choice(self.name, "similarity", self.params["similarity"], ("cosine", "jaccard"))
+        self.similarity_kind = choice_param(self.name, "similarity", self.params["similarity"], ("cosine", "jaccard"))
 
     def similarity(self, pre: Prefixes, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
         assert self.index is not None
@@ -518,8 +492,8 @@ class VSKNN(_SessionKNN):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self.weighting = _check_choice(self.name, "weighting", self.params["weighting"], WEIGHTINGS)
-        self.weighting_score = _check_choice(self.name, "weighting_score", self.params["weighting_score"], WEIGHTINGS)
+        self.weighting = choice_param(self.name, "weighting", self.params["weighting"], DECAYS)
+        self.weighting_score = choice_param(self.name, "weighting_score", self.params["weighting_score"], DECAYS)
         c = self.params["idf_weighting"]
         if isinstance(c, bool) or not isinstance(c, (int, float, np.number)) or not math.isfinite(c) or c < 0:
             raise ConfigError(f"model '{self.name}': idf_weighting={c!r} must be a number >= 0 (0 = off).")

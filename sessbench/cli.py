@@ -53,14 +53,18 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parse_seeds(text: str) -> list[int]:
+def _int_list(text: str, option: str, example: str, minimum: int | None = None) -> list[int]:
+    """A comma list of integers (>= `minimum`) given to `option`, or a SessbenchError."""
+    kind = "integers" if minimum is None else f"integers >= {minimum}"
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
+        values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise SessbenchError(f"--seeds '{text}': expected a comma list of integers, e.g. --seeds 0,1,2") from None
-    if not seeds:
-        raise SessbenchError("--seeds is empty: give a comma list of integers, e.g. --seeds 0,1,2")
-    return seeds
+        raise SessbenchError(f"{option} '{text}': expected a comma list of {kind}, e.g. {option} {example}") from None
+    if not values:
+        raise SessbenchError(f"{option} is empty: give a comma list of {kind}, e.g. {option} {example}")
+    if minimum is not None and min(values) < minimum:
+        raise SessbenchError(f"{option} '{text}': expected a comma list of {kind}, e.g. {option} {example}")
+    return values
 
 
 def _dataset_params(values: list[str]) -> dict[str, Any]:
@@ -283,7 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.config)
     models_arg = args.models or exp["models"]
     datasets_arg = args.datasets or exp["datasets"]
-    seeds = _parse_seeds(args.seeds) if args.seeds is not None else exp["seeds"]
+    seeds = _int_list(args.seeds, "--seeds", "0,1,2") if args.seeds is not None else exp["seeds"]
     protocol = args.protocol or exp["protocol"]
     settings = RunSettings(
         validation_fraction=float(args.validation_fraction if args.validation_fraction is not None else exp["validation_fraction"]),
@@ -377,14 +381,7 @@ def cmd_recs_export(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from sessbench.recs import evaluate_lists, format_evaluation, read_lists
 
-    ks = None
-    if args.ks is not None:
-        try:
-            ks = [int(k) for k in args.ks.split(",") if k.strip()]
-        except ValueError:
-            ks = []
-        if not ks or min(ks) < 1:
-            raise SessbenchError(f"--ks '{args.ks}': expected a comma list of positive integers, e.g. --ks 5,10,20")
+    ks = None if args.ks is None else _int_list(args.ks, "--ks", "5,10,20", minimum=1)
     if not args.recs.is_file():
         raise SessbenchError(f"--recs {args.recs} does not exist: pass a list file (CSV, .parquet or .recs.npz)")
     split = _load(args).split

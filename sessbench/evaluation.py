@@ -328,34 +328,26 @@ class TopLists:
 
 
 class _TopListCollector:
-    """Gathers `_tied_top_lists` per batch: memory is the lists themselves (about N x k)."""
+    """Gathers `_tied_top_lists` batch by batch, in example order (the evaluator's batches are
+    never shuffled): memory is the lists themselves (about N x k)."""
 
-    def __init__(self, n: int, k: int, cap: int) -> None:
+    def __init__(self, k: int, cap: int) -> None:
         self.k, self.cap = k, cap
-        self.length = np.zeros(n, dtype=np.int64)
-        self.n_tied = np.zeros(n, dtype=np.int64)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, scores: torch.Tensor, rows: np.ndarray, buffer: torch.Tensor | None) -> None:
+    def add(self, scores: torch.Tensor, buffer: torch.Tensor | None) -> None:
         items, vals, length, n_tied = _tied_top_lists(scores, self.k, self.cap, buffer=buffer)
         wide = scores.dtype == torch.float64 or not scores.is_floating_point()
         vals = vals.to(torch.float64 if wide else torch.float32)
         valid = items > 0
-        self.length[rows] = length.cpu().numpy()
-        self.n_tied[rows] = n_tied.cpu().numpy()
-        self.parts.append((rows, items[valid].to(torch.int32).cpu().numpy(), vals[valid].cpu().numpy()))
+        self.parts.append((length.cpu().numpy(), n_tied.cpu().numpy(),
+                           items[valid].to(torch.int32).cpu().numpy(), vals[valid].cpu().numpy()))
 
     def result(self) -> TopLists:
-        rows = np.concatenate([p[0] for p in self.parts])
-        items = np.concatenate([p[1] for p in self.parts])
-        vals = np.concatenate([p[2] for p in self.parts])
-        if np.any(np.diff(rows) < 0):  # batches out of order: regroup the entries by example
-            entry_row = np.repeat(rows, self.length[rows])
-            order = np.argsort(entry_row, kind="stable")
-            items, vals = items[order], vals[order]
-        offsets = np.zeros(len(self.length) + 1, dtype=np.int64)
-        np.cumsum(self.length, out=offsets[1:])
-        return TopLists(self.k, self.cap, offsets, items, vals, self.n_tied)
+        length, n_tied, items, vals = (np.concatenate(column) for column in zip(*self.parts))
+        offsets = np.zeros(len(length) + 1, dtype=np.int64)
+        np.cumsum(length, out=offsets[1:])
+        return TopLists(self.k, self.cap, offsets, items, vals, n_tied)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -503,7 +495,7 @@ def evaluate_scores_fn(
         cap = 10 * recs_k if recs_cap is None else int(recs_cap)
         if cap < recs_k:
             raise ValueError(f"recs_cap must be >= recs_k ({recs_k}), got {cap}")
-        collector = _TopListCollector(n, recs_k, cap)
+        collector = _TopListCollector(recs_k, cap)
 
     with open_bar(progress, examples.n_batches(bs), "evaluate") as bar, torch.no_grad():
         for b, batch in enumerate(examples.iter_batches(bs)):
@@ -519,7 +511,7 @@ def evaluate_scores_fn(
             top_cpu = top.cpu()
             predict_s += time.perf_counter() - start  # saving lists (below) is not prediction
             if collector is not None:
-                collector.add(scores, rows, work)
+                collector.add(scores, work)
 
             greater[rows] = g_np
             equal[rows] = e_np

@@ -151,6 +151,14 @@ def int_param(model: str, key: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def choice_param(model: str, key: str, value: Any, choices: Iterable[str]) -> str:
+    """Hyperparameter `key` of `model` as one of `choices`, or a ConfigError that lists them."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"model '{model}': {key}={value!r} must be one of {', '.join(choices)}.")
+    return str(value)
+
+
 def register_model(
     name: str,
     *,

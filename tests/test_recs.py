@@ -381,3 +381,11 @@ def test_empty_and_short_rows_are_evaluated_as_given(tmp_path: Path) -> None:
     assert ev.matched_rows == 3 and ev.short_rows == 2  # the empty row and the one-item row
     assert ev.metrics["P@2"] == pytest.approx(1 / 3)  # only (500, 0) hits
     assert "2 matched rows hold fewer than K=2 items" in format_evaluation(ev, "short.csv")
+
+
+@pytest.mark.parametrize("ks", ["0", "5,x", ","])
+def test_bad_ks_are_clear(ks: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "l.csv"
+    path.write_text("SessionId;Position;Recommendations\n1;0;5\n")
+    assert main(["evaluate", "--recs", str(path), "--dataset", "synthetic", "--ks", ks]) == 2
+    assert "comma list of integers >= 1, e.g. --ks 5,10,20" in capsys.readouterr().err

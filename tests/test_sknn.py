@@ -272,7 +272,7 @@ def test_unseen_prefix_items_score_zero() -> None:
     "cls, bad",
     [
         (SKNN, {"k": 0}), (SKNN, {"k": 2.5}), (SKNN, {"sample_size": -1}), (SKNN, {"k": True}),
-        (SKNN, {"similarity": "dice"}), (SKNN, {"bogus": 1}),
+        (SKNN, {"similarity": "dice"}),
         (VSKNN, {"weighting": "cubic"}), (VSKNN, {"weighting_score": "div_score"}),
         (VSKNN, {"idf_weighting": -1}), (VSKNN, {"idf_weighting": True}), (VSKNN, {"idf_weighting": "5"}),
         (STAN, {"lambda_spw": 0}), (STAN, {"lambda_snh": -1.0}), (STAN, {"lambda_inh": float("nan")}),
