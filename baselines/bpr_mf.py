@@ -51,7 +51,7 @@ import scipy.sparse as sp
 import torch
 
 from baselines.item_knn import session_item_matrix
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.errors import ConfigError, SessbenchError
 from sessbench.models import FitContext, SessionRecommender, int_param, register_model
 
@@ -120,8 +120,15 @@ class BPRMF(SessionRecommender):
         self._device = torch.device("cpu")
         self.fit_summary: dict[str, Any] = {}
 
+    selects_on_validation = True
+
     def _int(self, key: str, minimum: int) -> int:
         return int_param("bpr-mf", key, self.params[key], minimum)
+
+    def refit_params(self) -> dict[str, Any]:
+        """Train as many epochs as the selected round had (implicit's epochs over the whole set)."""
+        best = self.fit_summary.get("best_epoch")
+        return {} if best is None else {"iterations": int(best) + 1}
 
     def _positive(self, key: str) -> float:
         value = float(self.params[key])
@@ -236,7 +243,7 @@ class BPRMF(SessionRecommender):
     def device(self) -> torch.device:
         return self._device
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         """Prefix vector (masked mean of its item factors) dotted with every item, plus bias."""
         if self.item_factors is None or self.item_bias is None:
             raise RuntimeError("model 'bpr-mf' is not fitted: call fit() first")

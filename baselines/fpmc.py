@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Batch, Prefixes, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import register_model
 from sessbench.training import TRAINING_DEFAULTS, TorchSessionModel
@@ -119,7 +119,7 @@ class FPMCNet(nn.Module):
             sq = sq + sq_session + cand_user.pow(2).sum(dim=(1, 2))
         return scores, sq
 
-    def all_scores(self, batch: Batch) -> torch.Tensor:
+    def all_scores(self, batch: Prefixes) -> torch.Tensor:
         """Scores [B, n_items + 1] of every item (evaluation): two dense products."""
         last = self.last_item.weight[batch.last_items]
         scores = last @ self.item_last.weight.T
@@ -179,7 +179,7 @@ class FPMC(TorchSessionModel):
         """Width of the dense scoring work (two item tables with a session factor), for `bench train`'s floor."""
         return self.factors * (2 if self.session_factor == "mean" else 1)
 
-    def forward_scores(self, module: nn.Module, batch: Batch) -> torch.Tensor:
+    def forward_scores(self, module: nn.Module, batch: Prefixes) -> torch.Tensor:
         return module.all_scores(batch)
 
     def loss(self, module: nn.Module, batch: Batch) -> torch.Tensor:

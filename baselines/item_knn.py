@@ -64,7 +64,7 @@ import scipy.sparse as sp
 import torch
 
 from baselines.sparse_rows import SparseRows, row_blocks, top_n_per_row
-from sessbench.data.sessions import Batch, SessionSet, TrainingData
+from sessbench.data.sessions import Prefixes, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, int_param, register_model
 
@@ -149,6 +149,8 @@ class ItemKNN(SessionRecommender):
     definition, the reference it follows and its memory bound.
     """
 
+    seed_dependent = False  # nothing random: one run stands for every seed
+
     #: upper bound on the product terms of one block of X^T X (memory knob, not a hyperparameter:
     #: about 40 bytes per term at the peak of a block, so the default caps a block near 170 MB)
     max_block_terms: ClassVar[int] = 1 << 22
@@ -186,7 +188,7 @@ class ItemKNN(SessionRecommender):
     def device(self) -> torch.device:
         return self._device
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         """Gather the similarity rows of the batch's last items into a dense [B, n_items + 1]."""
         if self.similarity is None:
             raise RuntimeError("model 'item-knn' is not fitted: call fit() first")

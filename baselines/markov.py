@@ -47,7 +47,7 @@ import torch
 
 from baselines.rules import prune_rows, sequential_rule_matrix
 from baselines.sparse_rows import SparseRows
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
 
 __all__ = ["BACKOFFS", "MarkovChain"]
@@ -68,6 +68,8 @@ class MarkovChain(SessionRecommender):
     Hyperparameters: ``backoff`` ("popularity" or "none") and ``pruning`` (transitions kept per
     item, 0 = all). See the module docstring for the exact scoring rule.
     """
+
+    seed_dependent = False  # nothing random: one run stands for every seed
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**{**DEFAULTS, **params})
@@ -99,7 +101,7 @@ class MarkovChain(SessionRecommender):
     def device(self) -> torch.device:
         return self._device
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         """float64 [B, n_items + 1]: transitions from each last item + the back-off; column 0 = -inf."""
         if self._rows is None:
             raise RuntimeError("model 'markov' is not fitted: call fit() first")

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.models import register_model
 from sessbench.training import TRAINING_DEFAULTS, TorchSessionModel
 
@@ -98,5 +98,5 @@ class NARM(TorchSessionModel):
     def build(self, data: TrainingData) -> torch.nn.Module:
         return NARMNet(data.n_items, self.embedding_size, self.hidden_size, self.dropout_embed, self.dropout_context)
 
-    def forward_scores(self, module: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    def forward_scores(self, module: torch.nn.Module, batch: Prefixes) -> torch.Tensor:
         return module(batch.items, batch.lengths)

@@ -66,7 +66,7 @@ import torch
 from baselines.decays import DECAYS, distance_decay
 from baselines.sparse_rows import SparseRows, row_blocks, top_n_per_row
 from baselines.ties import tie_key
-from sessbench.data.sessions import Batch, SessionSet, TrainingData
+from sessbench.data.sessions import Prefixes, SessionSet, TrainingData
 from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
 
 __all__ = [
@@ -168,6 +168,8 @@ def association_rule_matrix(
 class _RuleModel(SessionRecommender):
     """Shared by AR and SR: a pruned rule matrix, scored from the prefix's last item."""
 
+    seed_dependent = False  # nothing random: one run stands for every seed
+
     #: memory knob of AR's block-wise product (not a hyperparameter; see item_knn)
     max_block_terms: ClassVar[int] = 1 << 22
 
@@ -196,7 +198,7 @@ class _RuleModel(SessionRecommender):
     def device(self) -> torch.device:
         return self._device
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         """float32 [B, n_items + 1]: the rules of each prefix's last item; column 0 = -inf."""
         if self._rows is None:
             raise RuntimeError(f"model '{self.name}' is not fitted: call fit() first")

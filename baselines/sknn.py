@@ -123,7 +123,7 @@ import torch
 from baselines.decays import DECAYS, distance_decay
 from baselines.sparse_rows import row_blocks
 from baselines.ties import tie_key
-from sessbench.data.sessions import Batch, SessionSet, TrainingData
+from sessbench.data.sessions import Prefixes, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
 
@@ -209,7 +209,7 @@ class SessionIndex:
 
 
 @dataclass(frozen=True)
-class Prefixes:
+class PrefixSets:
     """A chunk of prefixes as sets: entry e is (row[e], item[e]) sorted by (row, item).
 
     pos:    1-based position of the item's last click in the prefix.
@@ -225,7 +225,7 @@ class Prefixes:
     n_cols: int
 
     @classmethod
-    def from_padded(cls, items: np.ndarray, lengths: np.ndarray, n_cols: int) -> Prefixes:
+    def from_padded(cls, items: np.ndarray, lengths: np.ndarray, n_cols: int) -> PrefixSets:
         n_rows, width = items.shape
         valid = np.arange(width)[None, :] < lengths[:, None]
         row, col = np.nonzero(valid)
@@ -249,9 +249,9 @@ class Prefixes:
     def keys(self) -> np.ndarray:
         return self.row * self.n_cols + self.item
 
-    def rows(self, start: int, end: int) -> Prefixes:
+    def rows(self, start: int, end: int) -> PrefixSets:
         a, b = self.indptr[start], self.indptr[end]
-        return Prefixes(
+        return PrefixSets(
             self.row[a:b] - start, self.item[a:b], self.pos[a:b], self.length[start:end],
             self.indptr[start : end + 1] - a, self.n_cols,
         )
@@ -306,6 +306,8 @@ def _check_decay(model: str, name: str, value: Any) -> float | None:
 class _SessionKNN(SessionRecommender):
     """The shared pipeline (module docstring, steps 1-4); subclasses define the model parts."""
 
+    seed_dependent = False  # nothing random: one run stands for every seed
+
     defaults: ClassVar[dict[str, Any]] = {}
     #: bound on the product terms of one chunk of rows (memory knob, not a hyperparameter)
     max_chunk_terms: ClassVar[int] = 1 << 22
@@ -318,14 +320,14 @@ class _SessionKNN(SessionRecommender):
         self.n_items = 0
 
     # -- model parts
-    def prefix_weights(self, pre: Prefixes) -> np.ndarray | None:
+    def prefix_weights(self, pre: PrefixSets) -> np.ndarray | None:
         """Weight of each prefix entry (None: binary)."""
         return None
 
-    def similarity(self, pre: Prefixes, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
+    def similarity(self, pre: PrefixSets, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
-    def item_scores(self, pre: Prefixes, row: np.ndarray, session: np.ndarray, sim: np.ndarray) -> np.ndarray:
+    def item_scores(self, pre: PrefixSets, row: np.ndarray, session: np.ndarray, sim: np.ndarray) -> np.ndarray:
         """Dense float64 [rows, n_items + 1] scores from the neighbours; default: sum of sims."""
         assert self.index is not None
         w = sp.csr_array((sim, (row, session)), shape=(pre.n_rows, self.index.s.shape[0]))
@@ -341,12 +343,12 @@ class _SessionKNN(SessionRecommender):
             self.name, self.index.s.shape[0], self.index.s.nnz, time.perf_counter() - t0,
         )
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         if self.index is None:
             raise RuntimeError(f"model '{self.name}' is not fitted: call fit() first")
         items = batch.items.cpu().numpy()
         lengths = batch.lengths.cpu().numpy()
-        pre = Prefixes.from_padded(items, lengths, self.n_items + 1)
+        pre = PrefixSets.from_padded(items, lengths, self.n_items + 1)
         support = np.diff(self.index.st.indptr)
         work = np.bincount(pre.row, weights=support[pre.item], minlength=pre.n_rows) + 1
         out = np.zeros((pre.n_rows, self.n_items + 1), dtype=np.float32)
@@ -357,7 +359,7 @@ class _SessionKNN(SessionRecommender):
         out[:, 0] = -np.inf
         return torch.from_numpy(out)
 
-    def candidates(self, pre: Prefixes, w: np.ndarray | None) -> Candidates:
+    def candidates(self, pre: PrefixSets, w: np.ndarray | None) -> Candidates:
         """Sessions sharing an item with each prefix, cut to the `sample_size` most recent."""
         assert self.index is not None
         values = np.ones(len(pre.item)) if w is None else 1.0 + 1j * w
@@ -376,7 +378,7 @@ class _SessionKNN(SessionRecommender):
             overlap=real, weighted=real if w is None else np.imag(data),
         )
 
-    def neighbours(self, pre: Prefixes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def neighbours(self, pre: PrefixSets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, session, similarity) of each prefix's k nearest neighbours."""
         w = self.prefix_weights(pre)
         cand = self.candidates(pre, w)
@@ -386,7 +388,7 @@ class _SessionKNN(SessionRecommender):
         sel = top_k_per_row(row, session, tie_key(sim), pre.n_rows, self.k, budget=int(self.max_chunk_terms))
         return row[sel], session[sel], sim[sel]
 
-    def expand(self, pre: Prefixes, row: np.ndarray, session: np.ndarray) -> Expansion:
+    def expand(self, pre: PrefixSets, row: np.ndarray, session: np.ndarray) -> Expansion:
         """The items of each neighbour session, looked up in its prefix."""
         assert self.index is not None
         s = self.index.s
@@ -464,7 +466,7 @@ class SKNN(_SessionKNN):
         super().__init__(**params)
         self.similarity_kind = choice_param(self.name, "similarity", self.params["similarity"], ("cosine", "jaccard"))
 
-    def similarity(self, pre: Prefixes, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
+    def similarity(self, pre: PrefixSets, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
         assert self.index is not None
         n_prefix = np.diff(pre.indptr).astype(np.float64)[cand.row]
         n_session = self.index.sizes[cand.session]
@@ -509,14 +511,14 @@ class VSKNN(_SessionKNN):
             idf[seen] = np.log(data.train.n_sessions / clicks[seen])
             self.item_factor = 1.0 + self.idf_weighting * idf
 
-    def prefix_weights(self, pre: Prefixes) -> np.ndarray:
+    def prefix_weights(self, pre: PrefixSets) -> np.ndarray:
         return position_weights(self.weighting, pre.pos, pre.length[pre.row])
 
-    def similarity(self, pre: Prefixes, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
+    def similarity(self, pre: PrefixSets, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
         n_prefix = np.diff(pre.indptr).astype(np.float64)[cand.row]
         return cand.weighted / n_prefix
 
-    def item_scores(self, pre: Prefixes, row: np.ndarray, session: np.ndarray, sim: np.ndarray) -> np.ndarray:
+    def item_scores(self, pre: PrefixSets, row: np.ndarray, session: np.ndarray, sim: np.ndarray) -> np.ndarray:
         if len(row) and self.weighting_score != "same":
             ex = self.expand(pre, row, session)
             # clicks after the most recent shared click; a shared item's last click is its nearest
@@ -552,12 +554,12 @@ class STAN(_SessionKNN):
         self.lambda_snh = _check_decay(self.name, "lambda_snh", self.params["lambda_snh"])
         self.lambda_inh = _check_decay(self.name, "lambda_inh", self.params["lambda_inh"])
 
-    def prefix_weights(self, pre: Prefixes) -> np.ndarray:
+    def prefix_weights(self, pre: PrefixSets) -> np.ndarray:
         if self.lambda_spw is None:
             return np.ones(len(pre.item))
         return np.exp((pre.pos - pre.length[pre.row]).astype(np.float64) / self.lambda_spw)
 
-    def similarity(self, pre: Prefixes, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
+    def similarity(self, pre: PrefixSets, cand: Candidates, w: np.ndarray | None) -> np.ndarray:
         assert self.index is not None and w is not None
         norm = np.sqrt(np.bincount(pre.row, weights=w * w, minlength=pre.n_rows))
         sim = cand.weighted / (norm[cand.row] * np.sqrt(self.index.sizes[cand.session]))
@@ -565,7 +567,7 @@ class STAN(_SessionKNN):
             sim = sim * np.exp(-self.index.age_s[cand.session] / (self.lambda_snh * DAY_S))
         return sim
 
-    def item_scores(self, pre: Prefixes, row: np.ndarray, session: np.ndarray, sim: np.ndarray) -> np.ndarray:
+    def item_scores(self, pre: PrefixSets, row: np.ndarray, session: np.ndarray, sim: np.ndarray) -> np.ndarray:
         if self.lambda_inh is None or len(row) == 0:
             return super().item_scores(pre, row, session, sim)
         ex = self.expand(pre, row, session)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.models import register_model
 from sessbench.training import TRAINING_DEFAULTS, TorchSessionModel
 
@@ -98,5 +98,5 @@ class STAMP(TorchSessionModel):
     def build(self, data: TrainingData) -> torch.nn.Module:
         return STAMPNet(data.n_items, self.embedding_size, self.init_std, self.embedding_init_std)
 
-    def forward_scores(self, module: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    def forward_scores(self, module: torch.nn.Module, batch: Prefixes) -> torch.Tensor:
         return module(batch.items, batch.lengths)

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.data.synthetic import SyntheticConfig, build_synthetic, revisit_rate
 from sessbench.evaluation import evaluate_model
 from sessbench.models import FitContext, SessionRecommender
@@ -48,7 +48,7 @@ class FirstOrderTransitions(SessionRecommender):
         pop[0] = 0.0
         self.backoff = torch.from_numpy(pop / (pop.max() + 1.0))  # < 1: never beats one count
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         last = batch.last_items.detach().cpu().numpy()
         rows = torch.from_numpy(self.counts[last].toarray())
         return rows + self.backoff.unsqueeze(0)

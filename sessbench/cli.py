@@ -102,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         "synthetic[:k=v,...], clicks:PATH",
     )
     p.add_argument("--seeds", help="comma list of seeds (default 0)")
-    p.add_argument("--protocol", choices=["validated", "paper"], help="model selection protocol (default validated)")
+    p.add_argument("--protocol", choices=["validated", "paper"],
+                   help="validated (default): epochs chosen on a validation carve, then refitted on the whole training "
+                   "set; paper: the official code's best test score over epochs")
+    p.add_argument("--no-refit", action="store_true",
+                   help="validated protocol without the refit: every model stays fitted on the training set minus the "
+                   "validation carve (sessbench's behaviour before the refit)")
     p.add_argument("--validation-fraction", type=float, help="share of training sessions carved for validation (default 0.1)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -122,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, dest="timeout_s", metavar="SECONDS",
                    help="stop a run after this many seconds and record it as failed (runs each run in its own process)")
     p.add_argument("--no-memory-check", action="store_true", help="skip the memory estimate made before training")
+    p.add_argument("--plan", action="store_true",
+                   help="print every run with its estimated time (measured with a short benchmark on the data and "
+                   "device) and the total, then stop without running anything")
+    p.add_argument("--checkpoint-dir", type=Path,
+                   help="where unfinished runs keep their end-of-epoch checkpoints, so a killed run resumes from its "
+                   "last epoch (default: <cache dir>/checkpoints; removed when the run finishes)")
     p.add_argument("--save-recs", type=int, metavar="K",
                    help="also save every test prefix's top-K items and scores (<run_id>.recs.npz; items tied at "
                    "the K-th score are kept too, so the lists re-evaluate exactly); see 'sessbench recs export'")
@@ -305,7 +316,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SessbenchError(f"--save-recs must be a positive list length K, got {args.save_recs}")
     if args.recs_cap < 1:
         raise SessbenchError(f"--recs-cap must be a positive factor (lists hold at most FACTOR x K items), got {args.recs_cap}")
-    settings = replace(settings, save_recs=args.save_recs, recs_cap_factor=args.recs_cap)
+    settings = replace(settings, save_recs=args.save_recs, recs_cap_factor=args.recs_cap, refit=not args.no_refit)
     if args.threads is not None:
         if args.threads < 1:
             raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
@@ -335,8 +346,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = Runner(
         runs_dir=runs_dir, data_dir=data_dir, cache_dir=cache_dir, force_prepare=args.force_prepare,
         resume=args.resume, progress=_progress_factory(not args.quiet), executor=executor,
-        check_memory=not args.no_memory_check,
+        check_memory=not args.no_memory_check, checkpoint_dir=args.checkpoint_dir,
     )
+    plan = runner.resolve(plan)
+    for key, request in {s.dataset.identity_key: s.dataset for s in plan}.items():
+        print(f"sessbench: {request.key}: {request.source.describe() if request.source else key}", file=sys.stderr)
+    if args.plan:
+        from sessbench.estimate import estimate_plan, format_plan
+
+        todo = [s for s in plan if not (args.resume and runner._finished(s))]
+        if len(todo) < len(plan):
+            print(f"sessbench: {len(plan) - len(todo)} of {len(plan)} runs are finished (--resume skips them)", file=sys.stderr)
+        print(format_plan(estimate_plan(todo, runner), jobs=args.jobs or 1), end="")
+        return 0
     print(f"sessbench: {len(plan)} runs ({', '.join(names)} on {', '.join(r.key for r in requests)}, "
           f"seeds {seeds}, protocol {protocol}) -> {runs_dir}/", file=sys.stderr)
 
@@ -472,25 +494,53 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
-    from sessbench.data.registry import dataset_stats
+    import time
 
-    loaded = _load(args)
+    from sessbench.data.registry import compare_table1, dataset_stats, size_warning
+    from sessbench.memory import PeakMemory
+
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        loaded = _load(args)
+        load_s = time.perf_counter() - t0
     ours = dataset_stats(loaded.split)
-    paper = loaded.request.definition.paper
-    rows = []
-    for key, label in (("clicks", "clicks"), ("train_sequences", "training sequences"),
-                       ("test_sequences", "test sequences"), ("items", "items (candidates)"), ("items_in_training_sessions", "items in training sessions"),
-                       ("average_length", "average length")):
-        p = getattr(paper, key, None) if paper else None
-        fmt = (lambda v: f"{v:.2f}") if key == "average_length" else (lambda v: f"{v:,}")
-        rows.append({"statistic": label, "sessbench": fmt(ours[key]), "paper (Table 1)": "-" if p is None else fmt(p)})
+    definition = loaded.request.definition
+    source = loaded.request.source
+    table = compare_table1(definition, ours)
+    warning = size_warning(definition, ours, None if source is None else source.kind)
+    loading = {"seconds": round(load_s, 2), "peak_memory_mb": round(mem.peak_bytes / 2**20, 1),
+               "from_cache": getattr(loaded, "from_cache", None)}
     if args.json:
-        print(json.dumps({"dataset": loaded.request.key, "ours": ours, "paper": paper.__dict__ if paper else None}, indent=2))
+        print(json.dumps({
+            "dataset": loaded.request.key, "source": None if source is None else source.to_record(),
+            "ours": ours, "paper": None if definition.paper is None else {k: r["paper"] for k, r in ((r["key"], r) for r in table)},
+            "table1": table, "warning": warning, "loading": loading,
+        }, indent=2))
         return 0
     from sessbench.report.tables import text_table
 
-    print(f"{loaded.request.key} ({loaded.request.definition.label})")
+    fmt = {"average_length": lambda v: f"{v:.2f}"}
+    rows = []
+    for r in table:
+        show = fmt.get(r["key"], lambda v: f"{int(v):,}")
+        rows.append({
+            "statistic": r["statistic"], "sessbench": show(r["ours"]),
+            "paper (Table 1)": "-" if r["paper"] is None else show(r["paper"]),
+            "equal": {True: "yes", False: "no", None: "-"}[r["equal"]], "why not": r["note"],
+        })
+    for key, label in (("items_in_training_sessions", "items in training sessions"), ("average_session_length", "clicks per session"),
+                       ("train_sessions", "training sessions"), ("test_sessions", "test sessions")):
+        value = ours[key]
+        rows.append({"statistic": label, "sessbench": f"{value:.2f}" if isinstance(value, float) else f"{value:,}",
+                     "paper (Table 1)": "-", "equal": "-", "why not": ""})
+    if not any(r["why not"] for r in rows):
+        for r in rows:
+            del r["why not"]
+    print(f"{loaded.request.key} ({definition.label}), {source.describe() if source else ''}")
     print(text_table(rows), end="")
+    print(f"loaded in {load_s:.2f} s, peak memory {mem.peak_bytes / 2**20:,.0f} MB")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

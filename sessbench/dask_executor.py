@@ -151,7 +151,7 @@ class DaskExecutor(Executor):
 
     def prepare(self, runner: Runner, specs: list[RunSpec]) -> None:
         """Prepare each dataset once on the cluster; data errors stop the grid here (exit code 2)."""
-        requests = {spec.dataset.key: spec.dataset for spec in specs}
+        requests = {spec.dataset.identity_key: spec.dataset for spec in specs}
         futures = {
             key: self.client.submit(
                 _dask_prepare, request, None if runner.data_dir is None else str(runner.data_dir),

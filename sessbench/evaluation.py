@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from sessbench.atomic import atomic_file
-from sessbench.data.sessions import Batch, Examples
+from sessbench.data.sessions import Examples, Prefixes
 from sessbench.errors import SessbenchError
 from sessbench.models import SessionRecommender
 from sessbench.progress import ProgressFactory, open_bar
@@ -426,7 +426,7 @@ def evaluate_model(
 
 
 def evaluate_scores_fn(
-    score_fn: Callable[[Batch], torch.Tensor],
+    score_fn: Callable[[Prefixes], torch.Tensor],
     examples: Examples,
     *,
     n_items: int,
@@ -501,7 +501,7 @@ def evaluate_scores_fn(
         for b, batch in enumerate(examples.iter_batches(bs)):
             rows = batch.example_index
             start = time.perf_counter()
-            scores = score_fn(batch.to(device))
+            scores = score_fn(batch.prefixes().to(device))  # the targets stay here
             scores = _check_scores(scores, len(batch), n_items, name, b, rows)
             work = _work_buffer(work, scores[:, 1:])  # allocated once (re-sliced for the last batch)
             g, e = rank_counts(scores, batch.targets.to(scores.device), buffer=work)

@@ -162,7 +162,7 @@ def _reused_runner(task: RunTask) -> Runner:
         if runner is None:
             runner = _WORKER_RUNNERS[key] = _task_runner(task, keep_datasets=True)
         runner.command, runner.worker_kind, runner.check_memory = task.command, task.worker_kind, task.check_memory
-        if task.spec.dataset.key not in runner._datasets:
+        if task.spec.dataset.identity_key not in runner._datasets:
             runner._datasets.clear()  # plans are dataset-major: keep only the current dataset
         return runner
 

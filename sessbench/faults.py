@@ -15,7 +15,8 @@ costs one dictionary lookup.
 Points: `runner.before-fit`, `runner.after-ranks`, `runner.after-record` (record written, claim
 not yet released), `runner.after-collect` (the coordinator got a record, claim not released); `atomic.before-rename` (any atomic write: temp file complete, not renamed)
 and `atomic.before-rename.json` / `.npz` (records / rank counts only); `cache.before-manifest`
-(split arrays written, manifest not), `cache.before-publish` (entry complete in its temp dir).
+(split arrays written, manifest not), `cache.before-publish` (entry complete in its temp dir);
+`training.after-checkpoint` (an epoch's checkpoint written, the next epoch not started).
 """
 
 from __future__ import annotations

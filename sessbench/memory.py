@@ -17,6 +17,7 @@ added here). Skip the check with `sessbench run --no-memory-check`.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,43 @@ def check_memory(estimates: list[MemoryEstimate]) -> None:
         f"{'lower ' + knobs if knobs else ''}lower --eval-batch-size, use a device with more memory "
         "(--device), or a dataset with fewer items; --no-memory-check runs it anyway."
     )
+
+
+class PeakMemory:
+    """Samples this process's resident memory in a background thread (Linux /proc; else ru_maxrss)."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._page = 4096
+        try:
+            self._page = os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * self._page
+        except OSError:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self.start_bytes = self._rss()
+        self.peak_bytes = self.start_bytes
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._rss())

@@ -15,12 +15,13 @@ from abc import ABC, abstractmethod
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Callable, ClassVar, ContextManager, Iterable
 
 import numpy as np
 import torch
 
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.errors import ConfigError, UnknownNameError
 from sessbench.progress import ProgressFactory, null_progress
 
@@ -49,6 +50,10 @@ class FitContext:
     protocol: `validated` or `paper`.
     epoch_log: one dict per epoch (epoch, loss, seconds, selection metrics), appended by the
                training loop and stored with the run record.
+    checkpoint: where an iterative model keeps its end-of-epoch state, so that a fit killed
+               mid-training resumes from its last finished epoch (None: no checkpoints).
+    checkpoint_key: what the checkpoint must belong to (the run id and fit phase); a file
+               written for anything else is ignored.
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -60,6 +65,8 @@ class FitContext:
     selection_metric: str = "P@20"
     protocol: str = "validated"
     epoch_log: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: Path | None = None
+    checkpoint_key: str = ""
 
     def rng(self, stream: int = 0) -> np.random.Generator:
         """A numpy generator derived from the seed (use different `stream`s for independent uses)."""
@@ -79,35 +86,53 @@ class SessionRecommender(ABC):
 
     Hyperparameters are constructor keyword arguments (defaults come from the registry, then
     the per-dataset config, then the command line). `fit` sees only training data (and the
-    validation sessions); `score` sees only the input prefixes of a batch, never its targets.
+    validation sessions); `score` sees only the input prefixes of a batch (`Prefixes`, a type
+    without targets), never the labels.
+
+    Declarations the harness reads (class attributes; override them where they differ):
+
+    * `seed_dependent`: whether the result depends on the seed. A model that draws nothing
+      at random (POP, Item-KNN, the rule and neighbour models) sets False: a grid runs it
+      once, whatever `--seeds` says, and the report shows no "± 0.00".
+    * `selects_on_validation`: whether `fit` chooses anything on `ctx.evaluate` (epochs,
+      rounds). Under the `validated` protocol such a model is fitted on the training set minus
+      the validation carve, then refitted on the whole training set with `refit_params()`;
+      a model that selects nothing is fitted once on the whole training set.
+
+    Optional hooks (with these defaults; the runner and reports use them when present):
+
+    * `fit_summary`: how the last fit ended (`best_epoch`, `stopped`, ...), stored in records.
+    * `eval_batch_size`: prefixes scored at once (None: sized from the item count).
+    * `estimate_memory(n_items, params)` (classmethod): bytes the training needs, checked
+      against the device before a grid starts (`sessbench.memory`).
     """
 
     #: set by @register_model
     name: ClassVar[str] = ""
+    seed_dependent: ClassVar[bool] = True
+    selects_on_validation: ClassVar[bool] = False
+    #: prefixes scored at once; None lets the evaluator size batches from the item count
+    eval_batch_size: int | None = None
 
     def __init__(self, **params: Any) -> None:
         self.params = params
+        self.fit_summary: dict[str, Any] = {}
 
     @abstractmethod
     def fit(self, data: TrainingData, ctx: FitContext) -> None:
         """Learn from the training sessions."""
 
     @abstractmethod
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         """float [B, n_items + 1]: a score for every candidate item (column 0 is ignored).
 
         Higher is better. Ties are allowed: the evaluator counts them exactly.
         """
 
-    def topk(self, batch: Batch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scores, items), each [B, k]: the k best items, best first; padding never included.
-
-        Override when a model can do better than scoring everything.
-        """
-        scores = self.score(batch).float().clone()
-        scores[:, 0] = -torch.inf
-        values, index = torch.topk(scores, k=min(k, scores.shape[1] - 1), dim=1)
-        return values, index
+    def refit_params(self) -> dict[str, Any]:
+        """Hyperparameter overrides that repeat, without a validation split, what the last
+        `fit` selected (e.g. `{"epochs": best_epoch + 1}`); {} when it selected nothing."""
+        return {}
 
     def eval_mode(self) -> ContextManager[Any]:
         """A context in which scoring runs (torch models: no_grad + eval())."""

@@ -11,6 +11,10 @@ A record is the public contract between runs and reports (documented in the READ
     n_examples {"all", "short", "long"}
     timing    {"fit_s", "predict_s", "examples_per_s"}
     peak_memory_mb, epochs (per-epoch log of iterative models), paper_best (paper protocol),
+    selection, refit, refit_params, refit_epochs (validated: what the carve chose, and the refit),
+    resumed   {phase: epoch} when a killed fit resumed from its epoch checkpoint,
+    source    {"kind", "digest", "files": [{"name", "size", "sha256"}], "params"}: the data, by content,
+    split_checksum, code_state {"digest", "modules"}: what the numbers were computed from,
     config (resolved), environment (versions, device, git commit), dataset_info, error (failed),
     ranks_file (per-example rank counts, .npz), started_at, finished_at
     recs_file, recs  (with --save-recs K) the tie-complete top-K lists (.recs.npz, see
@@ -80,7 +84,7 @@ def iter_records(runs_dir: Path) -> Iterator[dict[str, Any]]:
 #: fields that differ between two executions of the same run (when, where, how long)
 VOLATILE_KEYS = frozenset({
     "timing", "peak_memory_mb", "memory_at_start_mb", "peak_gpu_memory_mb", "started_at", "finished_at",
-    "command", "worker", "attempts", "_path",
+    "command", "worker", "attempts", "_path", "resumed",
 })
 
 
@@ -102,9 +106,11 @@ def comparable_record(record: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in record.items() if k not in VOLATILE_KEYS}
     if isinstance(out.get("environment"), dict):  # versions stay; how many threads ran it does not
         out["environment"] = {k: v for k, v in out["environment"].items() if k not in ("torch_threads",)}
-    for key in ("epochs", "fit_summary"):
+    for key in ("epochs", "refit_epochs", "fit_summary"):
         if key in out:
             out[key] = _drop_seconds(out[key])
+    if isinstance(out.get("fit_summary"), dict):  # how the fit got there (resumed or not) is not what it computed
+        out["fit_summary"] = {k: v for k, v in out["fit_summary"].items() if k != "resumed_after_epoch"}
     return out
 
 

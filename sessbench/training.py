@@ -32,6 +32,7 @@ import math
 import time
 from abc import abstractmethod
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Protocol, final
 
@@ -40,7 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from sessbench.atomic import atomic_file
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.faults import failpoint
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.errors import ConfigError, SessbenchError
 from sessbench.evaluation import auto_batch_size
 from sessbench.models import FitContext, SessionRecommender
@@ -76,6 +78,8 @@ _INIT_STREAM = 0  # torch: parameter initialisation, dropout, anything using the
 _SHUFFLE_STREAM = 1  # numpy: order of training batches
 
 CHECKPOINT_FORMAT = 1
+#: format of the end-of-epoch checkpoints a killed fit resumes from
+RESUME_FORMAT = 1
 
 
 class TrainBatch(Protocol):
@@ -145,6 +149,34 @@ def _forked_rng(device: torch.device) -> Iterator[None]:
         yield
 
 
+@dataclass
+class _LoopState:
+    """What the training loop carries from epoch to epoch (and an epoch checkpoint keeps)."""
+
+    best: dict[str, float]
+    best_epochs: dict[str, int] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+    stopped: str = "completed"
+    epoch: int = -1  # the last finished epoch
+    elapsed_s: float = 0.0  # training seconds before this process took over
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "best": json.dumps(self.best), "best_epochs": json.dumps(self.best_epochs),
+            "best_state": self.best_state, "bad_epochs": self.bad_epochs, "epoch": self.epoch,
+            "elapsed_s": self.elapsed_s,
+        }
+
+    def load_payload(self, payload: dict[str, Any]) -> None:
+        self.best = {k: float(v) for k, v in json.loads(payload["best"]).items()}
+        self.best_epochs = {k: int(v) for k, v in json.loads(payload["best_epochs"]).items()}
+        self.best_state = payload["best_state"]
+        self.bad_epochs = int(payload["bad_epochs"])
+        self.epoch = int(payload["epoch"])
+        self.elapsed_s = float(payload["elapsed_s"])
+
+
 # ---------------------------------------------------------------------------- base class
 
 
@@ -162,8 +194,10 @@ class TorchSessionModel(SessionRecommender):
       grad_clip (max gradient norm, None = off), optimizer ("adam", "adamw", "sgd", "adagrad").
     """
 
-    #: how many batches between host syncs (running loss on the progress bar, finiteness check)
+    #: how many batches between host syncs (running loss on the progress bar, finiteness
+    #: check, time budget)
     sync_every: ClassVar[int] = 50
+    selects_on_validation: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -240,6 +274,24 @@ class TorchSessionModel(SessionRecommender):
             raise self._bad(key, f"must be {'>' if strict else '>='} {minimum:g}")
         return number
 
+    def refit_params(self) -> dict[str, Any]:
+        """Train as many epochs as the selected one, without a selection split.
+
+        The refit sees the same learning-rate schedule epoch by epoch (it is defined per epoch),
+        on about 1/(1 - validation fraction) times as many batches per epoch.
+        """
+        best = self.fit_summary.get("best_epoch")
+        return {} if best is None else {"epochs": int(best) + 1}
+
+    # ------------------------------------------------------------------ resumable extra state
+    def resume_state(self) -> dict[str, Any]:
+        """State outside the network, optimizer and RNGs that an epoch checkpoint must keep
+        (tensors, numbers, strings, lists and dicts of them); override with `load_resume_state`."""
+        return {}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        """Restore what `resume_state` returned, after `build` and before training resumes."""
+
     # ------------------------------------------------------------------ what subclasses define
     @abstractmethod
     def build(self, data: TrainingData) -> torch.nn.Module:
@@ -249,7 +301,7 @@ class TorchSessionModel(SessionRecommender):
         """
 
     @abstractmethod
-    def forward_scores(self, module: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    def forward_scores(self, module: torch.nn.Module, batch: Prefixes) -> torch.Tensor:
         """float [B, n_items + 1] logits (column 0, padding, is ignored by loss and evaluation)."""
 
     def loss(self, module: torch.nn.Module, batch: Any) -> torch.Tensor:
@@ -311,29 +363,29 @@ class TorchSessionModel(SessionRecommender):
         scheduler = self.make_scheduler(optimizer)
         n_batches = self.n_train_batches(data)
         n_params = sum(p.numel() for p in module.parameters())
-        log.info(
-            "%s: training on %s, %d parameters, %s batches/epoch, up to %d epochs (protocol %s)",
-            self.label, device, n_params, "?" if n_batches is None else n_batches, self.epochs,
-            ctx.protocol,
-        )
 
         tracked: tuple[str, ...] = ()
         if ctx.evaluate is not None:
             tracked = (ctx.selection_metric,)
             if ctx.protocol == "paper" and PAPER_SECOND_METRIC != ctx.selection_metric:
                 tracked += (PAPER_SECOND_METRIC,)
-        best: dict[str, float] = {m: -math.inf for m in tracked}
-        best_epochs: dict[str, int] = {}
-        best_state: dict[str, torch.Tensor] | None = None
-        bad_epochs = 0
-        stopped = "completed"
-        epoch = -1
+        loop = _LoopState(best={m: -math.inf for m in tracked})
+        resumed = self._resume(ctx, module, optimizer, scheduler, rng, loop)
+        elapsed_before = loop.elapsed_s
+        log.info(
+            "%s: training on %s, %d parameters, %s batches/epoch, up to %d epochs (protocol %s)%s",
+            self.label, device, n_params, "?" if n_batches is None else n_batches, self.epochs,
+            ctx.protocol, f"; resumed after epoch {loop.epoch}" if resumed else "",
+        )
+        deadline = None if ctx.time_budget_s is None else start + ctx.time_budget_s - elapsed_before
 
-        for epoch in range(self.epochs):
+        for epoch in range(loop.epoch + 1, self.epochs):
             module.train()
             lr = float(optimizer.param_groups[0]["lr"])
             t0 = time.perf_counter()
-            mean_loss, n_examples = self._train_epoch(data, ctx, module, optimizer, epoch, rng, n_batches)
+            mean_loss, n_examples, cut_short = self._train_epoch(
+                data, ctx, module, optimizer, epoch, rng, n_batches, deadline
+            )
             train_s = time.perf_counter() - t0
             if scheduler is not None:
                 scheduler.step()
@@ -342,70 +394,159 @@ class TorchSessionModel(SessionRecommender):
                 "epoch": epoch, "loss": mean_loss, "train_s": train_s, "lr": lr,
                 "train_examples": n_examples,
             }
+            if cut_short:
+                entry["partial"] = True  # the time budget ran out inside this epoch
             improved_text = ""
             if ctx.evaluate is not None:
                 t1 = time.perf_counter()
                 metrics = dict(ctx.evaluate(self))
                 entry["eval_s"] = time.perf_counter() - t1
                 entry.update(metrics)
-                values = self._tracked_values(metrics, tracked)
-                if ctx.protocol == "validated":
-                    metric = tracked[0]
-                    if values[metric] > best[metric]:
-                        best[metric], best_epochs[metric] = values[metric], epoch
-                        best_state = _cpu_copy(module.state_dict())
-                        bad_epochs = 0
-                        improved_text = " *"
-                    else:
-                        bad_epochs += 1
-                else:  # paper: the official rule, ties count, the counter is never reset
-                    any_improved = False
-                    for metric in tracked:
-                        if values[metric] >= best[metric]:
-                            best[metric], best_epochs[metric] = values[metric], epoch
-                            any_improved = True
-                            if metric == tracked[0]:
-                                best_state = _cpu_copy(module.state_dict())
-                    if any_improved:
-                        improved_text = " *"
-                    else:
-                        bad_epochs += 1
+                if self._select(ctx.protocol, tracked, self._tracked_values(metrics, tracked), epoch, module, loop):
+                    improved_text = " *"
             ctx.epoch_log.append(entry)
+            loop.epoch = epoch
             shown = "".join(f", {m} {entry[m]:.4f}" for m in tracked)
             log.info(
                 "%s epoch %d: loss %.4f, lr %.3g, %.1fs%s%s",
                 self.label, epoch, mean_loss, lr, train_s, shown, improved_text,
             )
 
-            if self.patience is not None and tracked and bad_epochs >= self.patience:
-                stopped = "patience"
+            if self.patience is not None and tracked and loop.bad_epochs >= self.patience:
+                loop.stopped = "patience"
                 log.info(
                     "%s: early stop after epoch %d (%d epochs without improvement)",
-                    self.label, epoch, bad_epochs,
+                    self.label, epoch, loop.bad_epochs,
                 )
                 break
-            elapsed = time.perf_counter() - start
-            if ctx.time_budget_s is not None and elapsed > ctx.time_budget_s and epoch + 1 < self.epochs:
-                stopped = "time_budget"
+            if deadline is not None and (cut_short or time.perf_counter() > deadline) and epoch + 1 < self.epochs:
+                loop.stopped = "time_budget"
                 log.warning(
-                    "%s: time budget of %.0fs used up after epoch %d (%.0fs); stopping",
-                    self.label, ctx.time_budget_s, epoch, elapsed,
+                    "%s: time budget of %.0fs used up %s epoch %d (%.0fs); stopping",
+                    self.label, ctx.time_budget_s, "inside" if cut_short else "after", epoch,
+                    elapsed_before + time.perf_counter() - start,
                 )
                 break
+            if ctx.checkpoint is not None and epoch + 1 < self.epochs:
+                loop.elapsed_s = elapsed_before + time.perf_counter() - start
+                self._save_checkpoint(ctx, module, optimizer, scheduler, rng, loop)
+                failpoint("training.after-checkpoint")
 
-        best_epoch = best_epochs.get(tracked[0]) if tracked else None
-        if best_state is not None:
-            module.load_state_dict(best_state)
+        best_epoch = loop.best_epochs.get(tracked[0]) if tracked else None
+        if loop.best_state is not None:
+            module.load_state_dict(loop.best_state)
             log.info("%s: restored the state of epoch %d (best %s)", self.label, best_epoch, tracked[0])
         module.eval()
         self.fit_summary = {
-            "epochs_run": epoch + 1,
+            "epochs_run": loop.epoch + 1,
             "best_epoch": best_epoch,
-            "best": {m: best[m] for m in best_epochs},
-            "best_epochs": dict(best_epochs),
-            "stopped": stopped,
-            "fit_s": time.perf_counter() - start,
+            "best": {m: loop.best[m] for m in loop.best_epochs},
+            "best_epochs": dict(loop.best_epochs),
+            "stopped": loop.stopped,
+            "fit_s": elapsed_before + time.perf_counter() - start,
         }
+        if resumed:
+            self.fit_summary["resumed_after_epoch"] = resumed
+
+    def _select(
+        self,
+        protocol: str,
+        tracked: tuple[str, ...],
+        values: dict[str, float],
+        epoch: int,
+        module: torch.nn.Module,
+        loop: "_LoopState",
+    ) -> bool:
+        """Update the best state by the protocol's rule; True when this epoch improved."""
+        if protocol == "validated":
+            metric = tracked[0]
+            if values[metric] > loop.best[metric]:
+                loop.best[metric], loop.best_epochs[metric] = values[metric], epoch
+                loop.best_state = _cpu_copy(module.state_dict())
+                loop.bad_epochs = 0
+                return True
+            loop.bad_epochs += 1
+            return False
+        # paper: the official rule, ties count, the counter is never reset
+        any_improved = False
+        for metric in tracked:
+            if values[metric] >= loop.best[metric]:
+                loop.best[metric], loop.best_epochs[metric] = values[metric], epoch
+                any_improved = True
+                if metric == tracked[0]:
+                    loop.best_state = _cpu_copy(module.state_dict())
+        if not any_improved:
+            loop.bad_epochs += 1
+        return any_improved
+
+    # ------------------------------------------------------------------ epoch checkpoints
+    def _checkpoint_identity(self, ctx: FitContext) -> str:
+        """What a checkpoint must match to be resumed: run/phase key, model, hyperparameters."""
+        return json.dumps(
+            {"key": ctx.checkpoint_key, "model": self.label, "params": self.params, "protocol": ctx.protocol},
+            sort_keys=True, default=repr,
+        )
+
+    def _save_checkpoint(
+        self, ctx: FitContext, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+        scheduler: Any, rng: np.random.Generator, loop: "_LoopState",
+    ) -> None:
+        """The state after `loop.epoch`, written atomically (a kill mid-write keeps the previous one).
+
+        Only tensors, numbers, strings and containers of them: `torch.load(weights_only=True)`
+        reads it back, so a checkpoint can never run code.
+        """
+        assert ctx.checkpoint is not None
+        payload = {
+            "format": RESUME_FORMAT,
+            "identity": self._checkpoint_identity(ctx),
+            "module": _cpu_copy(module.state_dict()),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "numpy_rng": json.dumps(rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None,
+            "loop": loop.to_payload(),
+            "epoch_log": json.dumps(ctx.epoch_log),
+            "model_state": self.resume_state(),
+        }
+        try:
+            Path(ctx.checkpoint).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(ctx.checkpoint) as fh:
+                torch.save(payload, fh)
+        except OSError as exc:  # a checkpoint is a convenience: training goes on without one
+            ctx.logger.warning("%s: could not write the checkpoint %s (%s)", self.label, ctx.checkpoint, exc)
+
+    def _resume(
+        self, ctx: FitContext, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+        scheduler: Any, rng: np.random.Generator, loop: "_LoopState",
+    ) -> int | None:
+        """Load the run's epoch checkpoint when there is one for exactly this fit; returns the
+        epoch it resumes after (None when it starts from scratch)."""
+        path = ctx.checkpoint
+        if path is None or not Path(path).is_file():
+            return None
+        try:
+            ckpt = torch.load(Path(path), map_location="cpu", weights_only=True)
+            if not isinstance(ckpt, dict) or ckpt.get("format") != RESUME_FORMAT:
+                raise ValueError("not an epoch checkpoint of this sessbench version")
+            if ckpt.get("identity") != self._checkpoint_identity(ctx):
+                raise ValueError("it belongs to another run or other hyperparameters")
+            module.load_state_dict(ckpt["module"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None and ckpt["scheduler"] is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
+            rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            if self._device.type == "cuda" and ckpt.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ckpt["cuda_rng"], self._device)
+            loop.load_payload(ckpt["loop"])
+            ctx.epoch_log[:] = json.loads(ckpt["epoch_log"])
+            self.load_resume_state(ckpt.get("model_state") or {})
+        except Exception as exc:  # noqa: BLE001 - any unusable checkpoint means: start over
+            ctx.logger.warning("%s: ignoring the checkpoint %s (%s); training from the start", self.label, path, exc)
+            return None
+        return loop.epoch
 
     def _tracked_values(self, metrics: dict[str, Any], tracked: tuple[str, ...]) -> dict[str, float]:
         missing = [m for m in tracked if m not in metrics]
@@ -425,16 +566,19 @@ class TorchSessionModel(SessionRecommender):
         epoch: int,
         rng: np.random.Generator,
         n_batches: int | None,
-    ) -> tuple[float, int]:
-        """One pass over the training batches; returns (mean batch loss, examples seen).
+        deadline: float | None = None,
+    ) -> tuple[float, int, bool]:
+        """One pass over the training batches; returns (mean batch loss, examples seen, cut short).
 
         Losses stay on the device and are read back every `sync_every` batches, so the loop
-        never waits for the accelerator after each step.
+        never waits for the accelerator after each step. At those syncs the time budget is
+        checked too: past `deadline` (a `time.perf_counter()` value) the epoch ends early.
         """
         device = self._device
         window: list[torch.Tensor] = []
         total, count, n_examples = 0.0, 0, 0
         batch_no = -1
+        cut_short = False
         with ctx.progress(total=n_batches, desc=f"{self.label} epoch {epoch}") as bar:
             for batch_no, batch in enumerate(self.train_batches(data, epoch, rng)):
                 batch = batch.to(device)
@@ -444,6 +588,9 @@ class TorchSessionModel(SessionRecommender):
                 if len(window) >= self.sync_every:
                     total, count = self._flush(window, total, count, epoch, batch_no)
                     bar.set_postfix(loss=f"{total / count:.4f}")
+                    if deadline is not None and time.perf_counter() > deadline:
+                        cut_short = True
+                        break
             if window:
                 total, count = self._flush(window, total, count, epoch, batch_no)
                 bar.set_postfix(loss=f"{total / count:.4f}")
@@ -452,7 +599,7 @@ class TorchSessionModel(SessionRecommender):
                 f"model '{self.label}' got no training batches in epoch {epoch}: dataset "
                 f"'{data.dataset}' has no training prefixes (it needs sessions of length >= 2)."
             )
-        return total / count, n_examples
+        return total / count, n_examples, cut_short
 
     def train_step(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Any) -> torch.Tensor:
         """One optimizer step on a batch already on the device; returns the detached loss.
@@ -506,7 +653,7 @@ class TorchSessionModel(SessionRecommender):
         finally:
             module.train(was_training)
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         """Scores of every item for each prefix of `batch`, computed on the model's device."""
         with self.eval_mode():
             return self.forward_scores(self._require_module(), batch.to(self._device))

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import register_model
 from sessbench.training import TRAINING_DEFAULTS, TorchSessionModel
@@ -285,7 +285,7 @@ class SRGNN(TorchSessionModel):
             item_rows=self.item_rows,
         )
 
-    def forward_scores(self, module: nn.Module, batch: Batch) -> torch.Tensor:
+    def forward_scores(self, module: nn.Module, batch: Prefixes) -> torch.Tensor:
         """[B, n_items + 1] scores; column 0 (padding) is -inf."""
         vectors = module.session_vectors(batch.items, batch.lengths)
         table = module.item_embedding[: module.n_items]  # rows past n_items (item_rows) are never candidates

@@ -22,6 +22,9 @@ from sessbench.results import comparable_record, iter_records
 from sessbench.training import TorchSessionModel
 
 SMALL = "synthetic:n_sessions=600,n_items=80"
+#: a second small dataset: POP and S-POP run once per dataset (they do not depend on the seed), so
+#: grids that need several cheap runs use two datasets instead of two seeds
+SMALL2 = "synthetic:n_sessions=600,n_items=80,seed=1"
 # CLI processes forked in tests print summary tables: import the report code once in the server
 if "sessbench.report" not in executors.PRELOAD:
     executors.PRELOAD.append("sessbench.report")

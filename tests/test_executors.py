@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import faultkit  # noqa: F401  (registers the test-only models)
-from faultkit import SMALL, comparable, ranks
+from faultkit import SMALL, SMALL2, comparable, ranks
 from sessbench.cli import main
 from sessbench.data.registry import parse_dataset
 from sessbench.dask_executor import DaskExecutor, dask_run_task
@@ -17,7 +17,7 @@ from sessbench.executors import InProcessExecutor, ProcessPoolExecutor, make_exe
 from sessbench.results import iter_records
 from sessbench.runner import RunSettings, Runner, plan_runs
 
-GRID = ["--quiet", "run", "--models", "pop,s-pop", "--dataset", SMALL, "--seeds", "0,1"]
+GRID = ["--quiet", "run", "--models", "pop,s-pop", "--dataset", SMALL, "--dataset", SMALL2]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from baselines.gru4rec.losses import bpr_max, cross_entropy, top1_max
 from baselines.gru4rec.network import GRU4RecNet
 from baselines.gru4rec.optim import AdagradMomentum
 from baselines.gru4rec.sampling import SampleCache, sampling_weights
-from sessbench.data.sessions import Batch, SessionSet, TrainingData
+from sessbench.data.sessions import Batch, Prefixes, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, get_model
 from toy import p_at_1, successor_data
@@ -394,5 +394,5 @@ def test_every_prefix_batch_type_is_accepted_by_score() -> None:
         targets=torch.tensor([4, 6]),
         example_index=np.arange(2),
     )
-    single = model.score(Batch(batch.items[1:, :1], batch.lengths[1:], batch.targets[1:], np.arange(1)))
+    single = model.score(Prefixes(batch.items[1:, :1], batch.lengths[1:], np.arange(1)))
     torch.testing.assert_close(model.score(batch)[1:], single)

@@ -52,7 +52,8 @@ def test_run_writes_complete_records(tmp_path: Path) -> None:
     code = main(["--quiet", "run", "--models", "pop,s-pop", "--dataset", SMALL, "--seeds", "0,1", "--runs-dir", str(tmp_path)])
     assert code == 0
     records = {(r["model"], r["seed"]): r for r in iter_records(tmp_path)}
-    assert set(records) == {("pop", 0), ("pop", 1), ("s-pop", 0), ("s-pop", 1), ("oracle", 0)}
+    # POP and S-POP do not depend on the seed: one run each, whatever --seeds says
+    assert set(records) == {("pop", 0), ("s-pop", 0), ("oracle", 0)}
     rec = records[("s-pop", 0)]
     for key in ("model", "dataset", "seed", "protocol", "status", "metrics", "groups", "timing",
                 "peak_memory_mb", "config", "environment", "n_examples", "ranks_file", "command"):
@@ -80,15 +81,22 @@ def test_failure_is_recorded_and_grid_continues(tmp_path: Path) -> None:
     assert records["pop"]["status"] == "ok"
 
 
-def test_models_never_see_test_data(tmp_path: Path) -> None:
+@pytest.mark.parametrize("refit", [True, False])
+def test_models_never_see_test_data(tmp_path: Path, refit: bool) -> None:
     Peeking.seen.clear()
-    main(["--quiet", "run", "--models", "test-peeking", "--dataset", SMALL, "--runs-dir", str(tmp_path)])
+    main(["--quiet", "run", "--models", "test-peeking", "--dataset", SMALL, "--runs-dir", str(tmp_path),
+          *([] if refit else ["--no-refit"])])
     data = Peeking.seen[0]
     assert not hasattr(data, "test")
     split = Runner(tmp_path).dataset(parse_dataset(SMALL)).split
     test_ids = set(split.test.session_ids.tolist())
     assert test_ids.isdisjoint(data.train.session_ids.tolist())
-    assert test_ids.isdisjoint(data.valid.session_ids.tolist())
+    # a model that selects nothing gets the whole training set under the refit protocol ...
+    if refit:
+        assert data.valid is None and data.train.n_sessions == split.train.n_sessions
+    else:  # ... and the carved one (with its validation part) without it
+        assert test_ids.isdisjoint(data.valid.session_ids.tolist())
+        assert data.train.n_sessions + data.valid.n_sessions == split.train.n_sessions
 
 
 def test_resume_skips_finished(tmp_path: Path) -> None:
@@ -106,7 +114,7 @@ def _comparable(runs_dir: Path) -> dict[str, dict]:
 def test_killed_grid_resumes_to_the_same_records(tmp_path: Path) -> None:
     """SIGKILL a grid midway, resume it, and compare with an uninterrupted grid."""
     base = [sys.executable, "-m", "sessbench.cli", "--quiet", "run", "--models", "pop,s-pop",
-            "--dataset", SMALL, "--seeds", "0,1,2,3"]
+            *[a for seed in (0, 1, 2) for a in ("--dataset", f"{SMALL},seed={seed}")]]
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run([*base, "--runs-dir", str(full)], check=True, capture_output=True, timeout=600)
 
@@ -143,9 +151,9 @@ def test_paper_best_takes_each_metric_separately() -> None:
 
 def test_run_ids_are_stable_and_distinct() -> None:
     ds = parse_dataset(SMALL)
-    a = plan_runs(["pop"], [ds], [0, 1], "validated", lambda m, d: {}, RunSettings())
-    b = plan_runs(["pop"], [ds], [0, 1], "validated", lambda m, d: {}, RunSettings())
+    a = plan_runs(["pop", "fpmc"], [ds], [0, 1], "validated", lambda m, d: {}, RunSettings())
+    b = plan_runs(["pop", "fpmc"], [ds], [0, 1], "validated", lambda m, d: {}, RunSettings())
     assert [s.run_id for s in a] == [s.run_id for s in b]
-    assert len({s.run_id for s in a}) == len(a) == 3  # oracle + 2 seeds
+    assert len({s.run_id for s in a}) == len(a) == 4  # oracle + pop once (no seed) + fpmc x 2 seeds
     c = plan_runs(["pop"], [ds], [0], "validated", lambda m, d: {}, RunSettings(validation_fraction=0.2))
     assert c[1].run_id != a[1].run_id

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from sessbench.data.sessions import Batch, TrainingData
+from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import register_model
 from sessbench.training import TRAINING_DEFAULTS, TorchSessionModel
@@ -124,6 +124,7 @@ class GRU4Rec(TorchSessionModel):
         self._hidden: list[torch.Tensor] | None = None
         self._log_pop: torch.Tensor | None = None
         self._weights: np.ndarray | None = None
+        self._pending_sampler: dict[str, Any] | None = None  # restored from an epoch checkpoint
 
     # ------------------------------------------------------------------ network and optimizer
     def build(self, data: TrainingData) -> torch.nn.Module:
@@ -169,8 +170,18 @@ class GRU4Rec(TorchSessionModel):
             self._sampler = SampleCache(
                 self._weights, self.n_sample, self.sample_cache_size, rng, self._device, max_rows=schedule.n_steps
             )
+            if self._pending_sampler is not None:
+                self._sampler.load_state(self._pending_sampler)
+                self._pending_sampler = None
         for t in range(schedule.n_steps):
             yield step_batch(data.train, schedule, t, self._sampler.get())
+
+    def resume_state(self) -> dict[str, Any]:
+        """The negative-sample store lives across epochs: a resumed fit must draw the same rows."""
+        return {} if self._sampler is None else {"sampler": self._sampler.state()}
+
+    def load_resume_state(self, state: dict[str, Any]) -> None:
+        self._pending_sampler = state.get("sampler")
 
     # ------------------------------------------------------------------ loss
     def carried_hidden(self, batch: ParallelBatch) -> list[torch.Tensor]:
@@ -214,7 +225,7 @@ class GRU4Rec(TorchSessionModel):
         return self.sampled_loss(scores, batch).sum() / self.batch_size
 
     # ------------------------------------------------------------------ prediction
-    def forward_scores(self, module: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    def forward_scores(self, module: torch.nn.Module, batch: Prefixes) -> torch.Tensor:
         """Scores of every item after running the GRU over each prefix from a zero state.
 
         The final activation is left out: it is monotone, so the ranking is the same, and

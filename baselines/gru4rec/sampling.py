@@ -11,6 +11,8 @@ knows training items), and neither is padding (index 0).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -67,6 +69,15 @@ class SampleCache:
         self._store = torch.from_numpy(ids.astype(np.int64).reshape(self.rows, self.n_sample)).to(self.device)
         self._next = 0
         self.refills += 1
+
+    def state(self) -> dict[str, Any]:
+        """The undrawn store and position (the rng's own state is saved by its owner)."""
+        return {"store": self._store.cpu(), "next": self._next, "refills": self.refills}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._store = state["store"].to(self.device)
+        self._next = int(state["next"])
+        self.refills = int(state["refills"])
 
     def get(self) -> torch.Tensor:
         """int64 [n_sample]: the next row of negatives (empty when n_sample is 0)."""

@@ -457,8 +457,12 @@ def load_or_build(
     cache_dir: Path,
     force: bool = False,
     logger: logging.Logger | None = None,
+    checksums: dict[str, str] | None = None,
 ) -> Split:
     """The cached split for (dataset, params) when it is fresh and intact, else `build()` it.
+
+    checksums: sha256 of source files already computed by the caller (path -> hex), so a
+    large raw file is not hashed twice.
 
     A fresh build is stored atomically for next time. The split returned is the same whether it
     was built or loaded: meta is JSON-normalised and stamped (unless the builder set them) with
@@ -477,6 +481,10 @@ def load_or_build(
     key = cache_key(dataset, params)
     directory = cache_dir / key
     memo: dict = {}
+    for path in sources:
+        if checksums and str(path) in checksums:
+            st = path.stat()
+            memo[(str(path), st.st_size, st.st_mtime_ns)] = checksums[str(path)]
     seen = _identity(directory)
     manifest = _read_manifest(directory) if seen not in (_ABSENT, _NO_MANIFEST) else None
 

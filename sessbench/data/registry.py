@@ -8,6 +8,11 @@ Names a user can pass to `--dataset`:
                                        period via `--dataset-param` / `dataset_params`
   official:NAME                        the official SR-GNN train.txt/test.txt, imported with
                                        `sessbench data import-official DIR --name NAME`
+
+yoochoose64, yoochoose4 and diginetica read the official preprocessing's output directly when
+`--data-dir` holds it (`all_train_seq.txt` and/or `train.txt`, with `test.txt`; in DIR itself or in
+the folder the SR-GNN family of repositories names it, e.g. DIR/yoochoose1_64), and prepare the raw
+click file otherwise. `resolve_source` decides which, by content (`sessbench.data.sources`).
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sessbench.data.readers import DIGINETICA_FILE, DIGINETICA_URL, YOOCHOOSE_FILE, YOOCHOOSE_URL
 from sessbench.data.sessions import Split
+from sessbench.data.sources import KIND_OFFICIAL, KIND_RAW, DataSource
 from sessbench.data.srgnn_preprocess import DAY_SECONDS
 from sessbench.errors import ConfigError, SessbenchError, UnknownNameError
 
+if TYPE_CHECKING:
+    from sessbench.data.official_import import OfficialSplitFiles
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,14 @@ class PaperStats:
     test_sequences: int
     items: int
     average_length: float
+    #: why a figure of ours legitimately differs from the printed one (by Table 1 key)
+    notes: dict[str, str] = field(default_factory=dict)
+
+#: the paper copied YOOCHOOSE's item counts from earlier work (REFERENCE.md); the official code ranks more
+_YOOCHOOSE_ITEMS_NOTE = (
+    "the paper's item counts for YOOCHOOSE were copied from earlier work; the official code ranks all "
+    "37,483 items it numbers (a hard-coded 37,484-row table), of which fewer occur in the cut's training sessions"
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,10 @@ class DatasetDef:
     split_days: int | None = None
     fraction: int | None = None
     paper: PaperStats | None = None
+    #: folder name of its official split in the SR-GNN family's `datasets/` layout
+    official_folder: str | None = None
+    #: the candidate items the official code ranks (its hard-coded n_node - 1)
+    official_n_items: int | None = None
 
 
 DATASETS: dict[str, DatasetDef] = {
@@ -56,12 +76,12 @@ DATASETS: dict[str, DatasetDef] = {
         DatasetDef(
             "yoochoose64", "YOOCHOOSE, last 1/64 of the SR-GNN training prefixes", "yoochoose",
             "Yoochoose 1/64", YOOCHOOSE_FILE, YOOCHOOSE_URL, 1, 64,
-            PaperStats(557_248, 369_859, 55_898, 16_766, 6.16),
+            PaperStats(557_248, 369_859, 55_898, 16_766, 6.16, {"items": _YOOCHOOSE_ITEMS_NOTE}), "yoochoose1_64", 37_483,
         ),
         DatasetDef(
             "yoochoose4", "YOOCHOOSE, last 1/4 of the SR-GNN training prefixes", "yoochoose",
             "Yoochoose 1/4", YOOCHOOSE_FILE, YOOCHOOSE_URL, 1, 4,
-            PaperStats(8_326_407, 5_917_745, 55_898, 29_618, 5.71),
+            PaperStats(8_326_407, 5_917_745, 55_898, 29_618, 5.71, {"items": _YOOCHOOSE_ITEMS_NOTE}), "yoochoose1_4", 37_483,
         ),
         DatasetDef(
             "yoochoose", "YOOCHOOSE, the whole SR-GNN training list (no cut)", "yoochoose",
@@ -70,7 +90,9 @@ DATASETS: dict[str, DatasetDef] = {
         DatasetDef(
             "diginetica", "DIGINETICA, SR-GNN preprocessing (7-day test period)", "diginetica",
             "Diginetica", DIGINETICA_FILE, DIGINETICA_URL, 7, None,
-            PaperStats(982_961, 719_470, 60_858, 43_097, 5.12),
+            PaperStats(982_961, 719_470, 60_858, 43_097, 5.12,
+                       {"average_length": "5.1251 rounds to 5.13; the paper prints 5.12 (every count equal)"}),
+            "diginetica", 43_097,
         ),
         DatasetDef(
             "synthetic", "Built-in generator of intent-driven sessions with a known optimum",
@@ -100,15 +122,22 @@ CLICKS_PARAMS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class DatasetRequest:
-    """A parsed `--dataset` value: the definition plus its parameters."""
+    """A parsed `--dataset` value: the definition plus its parameters, and once resolved
+    (`resolve_source`) the source it is computed from."""
 
     definition: DatasetDef
     params: dict[str, Any] = field(default_factory=dict)
     path: str | None = None  # clicks:PATH, official:NAME
+    source: DataSource | None = None
 
     @property
     def name(self) -> str:
         return self.definition.name
+
+    @property
+    def identity_key(self) -> str:
+        """The key plus the source's digest: two sources of one name never share a prepared split."""
+        return self.key if self.source is None else f"{self.key}@{self.source.digest}"
 
     @property
     def key(self) -> str:
@@ -151,12 +180,24 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
         defaults = SyntheticConfig().to_dict()
         changed = {k: v for k, v in config.to_dict().items() if defaults.get(k) != v}
         return DatasetRequest(definition, changed)
-    if rest or extra:
+    params = dict(extra)
+    if rest:
+        params.update(_parse_kv(rest, text))
+    unknown = set(params) - {"n_items"}
+    if unknown or (params and definition.official_n_items is None):
         raise ConfigError(
             f"dataset '{name}' is defined by the SR-GNN preprocessing and takes no parameters "
-            f"(got '{rest or extra}'); use clicks:PATH to prepare a log with other settings"
+            f"(got '{rest or extra}'){'' if definition.official_n_items is None else ' except n_items for an official split'}; "
+            "use clicks:PATH to prepare a log with other settings"
         )
-    return DatasetRequest(definition)
+    if "n_items" in params:
+        try:
+            params["n_items"] = int(params["n_items"])
+            if params["n_items"] < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ConfigError(f"n_items must be a positive integer, got {params['n_items']!r}") from None
+    return DatasetRequest(definition, params)
 
 
 def _check_clicks_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +249,54 @@ class LoadedDataset:
     @property
     def name(self) -> str:
         return self.request.name
+
+
+def find_official_split(request: DatasetRequest, data_dir: Path | None) -> OfficialSplitFiles | None:
+    """The official split `data_dir` holds for this dataset: in DIR itself, or in the folder the
+    SR-GNN family names it (DIR/yoochoose1_64, DIR/diginetica); None when there is none."""
+    from sessbench.data.official_import import official_split_in
+
+    d = request.definition
+    if d.official_folder is None or data_dir is None:
+        return None
+    folder = Path(data_dir).expanduser()
+    for candidate in (folder, folder / d.official_folder):
+        found = official_split_in(candidate) if candidate.is_dir() else None
+        if found is not None:
+            return found
+    return None
+
+
+def resolve_source(request: DatasetRequest, data_dir: Path | None, cache_dir: Path | None = None) -> DatasetRequest:
+    """The request with its `source` set: which files (by checksum) or parameters it is computed
+    from. Raises the same clear errors as preparing it when a file is missing."""
+    from sessbench.data.cache import default_cache_dir
+    from sessbench.data.sources import KIND_SYNTHETIC, file_source
+
+    if request.source is not None:
+        return request
+    d = request.definition
+    cache = default_cache_dir(cache_dir)
+    if d.kind == "synthetic":
+        from sessbench.data.synthetic import SyntheticConfig
+
+        config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in request.params.items()))
+        return replace(request, source=DataSource(KIND_SYNTHETIC, params=config.to_dict()))
+    if d.kind == "official":
+        from sessbench.data.official_import import imported_source
+
+        return replace(request, source=imported_source(str(request.path), cache))
+    official = find_official_split(request, data_dir)
+    if official is not None:
+        params = {"n_items": request.params.get("n_items", d.official_n_items)}
+        return replace(request, source=file_source(KIND_OFFICIAL, official.files, params, cache))
+    if "n_items" in request.params:
+        raise ConfigError(
+            f"n_items applies to an official split only, and {data_dir} holds none for '{d.name}' "
+            "(all_train_seq.txt or train.txt, with test.txt): drop n_items to prepare the raw file"
+        )
+    params = {**CLICKS_PARAMS, **request.params} if d.kind == "clicks" else {}
+    return replace(request, source=file_source(KIND_RAW, raw_sources(request, data_dir), params, cache))
 
 
 def raw_sources(request: DatasetRequest, data_dir: Path | None) -> list[Path]:
@@ -285,61 +374,115 @@ def load_dataset(
     logger: logging.Logger | None = None,
     progress: Any = None,
 ) -> LoadedDataset:
-    """Prepare (or load from the cache) the split a request names.
+    """Prepare (or load from the cache) the split a request names, from the source it resolves to.
 
-    `progress(total=..., desc=...)` gives a progress bar for reading the raw file.
+    `progress(total=..., desc=...)` gives a progress bar for reading the raw file. The split's
+    meta holds the source (`meta["source"]`: kind, files and checksums, digest).
     """
     log = logger or logging.getLogger("sessbench.data")
+    request = resolve_source(request, data_dir, cache_dir)
+    source = request.source
+    assert source is not None
     d = request.definition
     if d.kind == "synthetic":
         from sessbench.data.synthetic import SyntheticConfig, build_synthetic
 
         config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in request.params.items()))
         split, oracle = build_synthetic(config)
-        return LoadedDataset(request, split, oracle)
+        return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}), oracle)
 
     from sessbench.data.cache import default_cache_dir, load_or_build
 
+    cache = default_cache_dir(cache_dir)
     if d.kind == "official":
         from sessbench.data.official_import import load_imported
 
-        return LoadedDataset(request, load_imported(str(request.path), default_cache_dir(cache_dir)))
+        split = load_imported(str(request.path), cache)
+        return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}))
 
-    from sessbench.data.srgnn_preprocess import cut_training_fraction
-
-    sources = raw_sources(request, data_dir)
-    # The three YOOCHOOSE datasets share one prepared training list; the 1/4 and 1/64 cuts
-    # are taken from it on load (a cheap slice), so the 33M-row file is prepared once.
-    base = DatasetRequest(DATASETS["yoochoose"]) if d.kind == "yoochoose" else request
+    if source.kind == KIND_OFFICIAL:
+        official = find_official_split(request, data_dir)
+        assert official is not None
+        n_items = int(source.params["n_items"])
+        build = lambda: _build_official(request, official, n_items)  # noqa: E731
+        files, base = official.files, request
+    else:
+        files = raw_sources(request, data_dir)
+        # The three YOOCHOOSE datasets share one prepared training list; the 1/4 and 1/64 cuts
+        # are taken from it on load (a cheap slice), so the 33M-row file is prepared once.
+        base = replace(request, definition=DATASETS["yoochoose"]) if d.kind == "yoochoose" else request
+        build = lambda: _build_srgnn(base, files, progress, log)  # noqa: E731
     params = {
         "dataset": base.key,
-        "split_days": base.definition.split_days,
+        "source": source.digest,
         "code": preparation_code_version(),
+        **({"split_days": base.definition.split_days} if source.kind == KIND_RAW else {}),
         **base.params,
     }
     split = load_or_build(
-        base.key.replace("/", "_").replace(":", "_"),
+        f"{base.key}-{source.kind}".replace("/", "_").replace(":", "_"),
         params,
-        sources,
-        lambda: _build_srgnn(base, sources, progress, log),
-        default_cache_dir(cache_dir),
+        files,
+        build,
+        cache,
         force=force,
         logger=log,
+        checksums={str(p): f.sha256 for p, f in zip(files, source.files)},
     )
-    if d.fraction is not None:
+    if d.fraction is not None and source.kind == KIND_RAW:
+        from sessbench.data.srgnn_preprocess import cut_training_fraction
+
         split = cut_training_fraction(split, d.fraction)
-    return LoadedDataset(request, replace(split, name=d.name))
+    if source.kind == KIND_OFFICIAL:
+        _check_official_counts(request, split, official.folder)
+    split = replace(split, name=d.name, meta={**split.meta, "source": source.to_record()})
+    return LoadedDataset(request, split)
+
+
+def _build_official(request: DatasetRequest, files: OfficialSplitFiles, n_items: int) -> Split:
+    from sessbench.data.official_import import load_official_split
+
+    meta = {
+        "dataset": request.key,
+        "preprocessing": f"the official SR-GNN preprocessing's output ({files.layout})",
+        "source_files": [p.name for p in files.files],
+    }
+    return load_official_split(files, request.name, n_items, meta)
+
+
+def _check_official_counts(request: DatasetRequest, split: Split, folder: Path) -> None:
+    """Refuse an official split whose counts are exactly another paper dataset's Table 1 (the
+    1/64 folder given as yoochoose4, say); other counts are allowed (samples, reruns)."""
+    ours = (int(np.maximum(split.train.lengths - 1, 0).sum()), int(np.maximum(split.test.lengths - 1, 0).sum()))
+    for other in DATASETS.values():
+        p = other.paper
+        if p is None or other.name == request.name:
+            continue
+        own = request.definition.paper
+        if ours == (p.train_sequences, p.test_sequences) and (own is None or ours != (own.train_sequences, own.test_sequences)):
+            raise ConfigError(
+                f"{folder} holds the official split of {other.label} ({ours[0]:,} training and {ours[1]:,} test "
+                f"prefixes, as the paper's Table 1 gives for it), not of {request.definition.label}: "
+                f"run it as --dataset {other.name}, or point --data-dir at the {request.definition.official_folder} split"
+            )
 
 
 def dataset_stats(split: Split) -> dict[str, Any]:
     """Our Table 1 figures for a prepared split (training list before any validation carve).
 
-    clicks: clicks in the training and test sessions after preprocessing; average length: mean
-    session length over training and test sessions.
+    clicks: clicks in the training and test sessions after preprocessing.
+    average_length: the paper's "average length", the mean length of the augmented sequences
+    (every training and test prefix with its target, i.e. prefix length + 1): on the official
+    splits it gives the paper's 6.16 (YOOCHOOSE 1/64) and 5.13 (DIGINETICA; the paper prints
+    5.12). average_session_length: clicks per session, the other common reading.
     """
     sessions = [split.train, split.test] + ([split.valid] if split.valid is not None else [])
     clicks = sum(s.n_clicks for s in sessions)
     n_sessions = sum(s.n_sessions for s in sessions)
+    lengths = np.concatenate([s.lengths for s in sessions])
+    n_prefixes = np.maximum(lengths - 1, 0)
+    # a session of length n gives prefixes of lengths n-1 .. 1, i.e. sequences of lengths n .. 2
+    sequence_clicks = float((n_prefixes * (lengths + 2) / 2).sum())
     train_prefixes = int(np.maximum(split.train.lengths - 1, 0).sum())
     if split.valid is not None:
         train_prefixes += int(np.maximum(split.valid.lengths - 1, 0).sum())
@@ -349,7 +492,52 @@ def dataset_stats(split: Split) -> dict[str, Any]:
         "test_sequences": int(np.maximum(split.test.lengths - 1, 0).sum()),
         "items": int(split.n_items),
         "items_in_training_sessions": int(np.count_nonzero(np.bincount(split.train.items, minlength=split.n_items + 1)[1:])),
-        "average_length": float(clicks / n_sessions) if n_sessions else 0.0,
+        "average_length": sequence_clicks / int(n_prefixes.sum()) if n_prefixes.sum() else 0.0,
+        "average_session_length": float(clicks / n_sessions) if n_sessions else 0.0,
         "train_sessions": int(split.train.n_sessions + (split.valid.n_sessions if split.valid is not None else 0)),
         "test_sessions": int(split.test.n_sessions),
     }
+
+
+#: the Table 1 statistics, in the paper's order, with their labels
+TABLE1_KEYS = (
+    ("clicks", "clicks"),
+    ("train_sequences", "training sequences"),
+    ("test_sequences", "test sequences"),
+    ("items", "items (candidates)"),
+    ("average_length", "average length"),
+)
+
+
+def compare_table1(definition: DatasetDef, stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our Table 1 figures beside the paper's: per statistic, both values, whether they are
+    equal (counts exactly, the average to its two printed decimals) and the reason when not."""
+    paper = definition.paper
+    rows = []
+    for key, label in TABLE1_KEYS:
+        ours = stats[key]
+        printed = getattr(paper, key, None) if paper is not None else None
+        if printed is None:
+            equal = None
+        elif key == "average_length":
+            equal = abs(ours - printed) <= 0.005 + 1e-9
+        else:
+            equal = int(ours) == int(printed)
+        note = (paper.notes.get(key, "") if paper is not None and equal is False else "")
+        rows.append({"key": key, "statistic": label, "ours": ours, "paper": printed, "equal": equal, "note": note})
+    return rows
+
+
+def size_warning(definition: DatasetDef, stats: dict[str, Any], source_kind: str | None) -> str | None:
+    """One line when a split cannot support accuracy figures that mean what the paper's mean:
+    prepared from a sample of a paper dataset, or fewer training than test prefixes."""
+    paper = definition.paper
+    train, test = stats["train_sequences"], stats["test_sequences"]
+    if paper is not None and train < 0.95 * paper.train_sequences:
+        return (f"{definition.name} here is a sample ({train:,} training prefixes where the paper's "
+                f"{definition.label} has {paper.train_sequences:,}{'; ' + source_kind if source_kind else ''}): "
+                "its numbers are not comparable to the paper's")
+    if train < test:
+        return (f"{definition.name} has fewer training prefixes than test prefixes ({train:,} vs {test:,}): "
+                "models are barely trained, so its numbers say little")
+    return None

@@ -145,21 +145,11 @@ class SessionSet:
         return h.hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Batch:
-    """A padded batch of prefixes, ready for a model.
-
-    items:   int64 [B, L], left-aligned prefixes, 0-padded on the right; L = longest prefix.
-    lengths: int64 [B], prefix lengths (>= 1).
-    targets: int64 [B], the next item of each prefix (the label; models must not read it in
-             `score`).
-    example_index: int64 numpy [B], positions of these examples in their `Examples`.
-    """
+class _PaddedItems:
+    """What every padded batch of prefixes offers (`items` [B, L] and `lengths` [B])."""
 
     items: torch.Tensor
     lengths: torch.Tensor
-    targets: torch.Tensor
-    example_index: np.ndarray
 
     def __len__(self) -> int:
         return int(self.items.shape[0])
@@ -173,6 +163,52 @@ class Batch:
     def last_items(self) -> torch.Tensor:
         """int64 [B]: the last click of each prefix."""
         return self.items.gather(1, (self.lengths - 1).unsqueeze(1)).squeeze(1)
+
+
+@dataclass(frozen=True)
+class Prefixes(_PaddedItems):
+    """A padded batch of input prefixes: what a model's `score` receives, and nothing more.
+
+    items:   int64 [B, L], left-aligned prefixes, 0-padded on the right; L = longest prefix.
+    lengths: int64 [B], prefix lengths (>= 1).
+    example_index: int64 numpy [B], positions of these examples in their `Examples`.
+
+    The type has no targets, so a model cannot read the labels it is scored on: the evaluator
+    hands `score` a `Prefixes`, never a `Batch` (a structural guarantee, not a convention).
+    """
+
+    items: torch.Tensor
+    lengths: torch.Tensor
+    example_index: np.ndarray
+
+    def to(self, device: torch.device | str) -> "Prefixes":
+        if self.items.device == torch.device(device):
+            return self
+        return replace(
+            self,
+            items=self.items.to(device, non_blocking=True),
+            lengths=self.lengths.to(device, non_blocking=True),
+        )
+
+
+@dataclass(frozen=True)
+class Batch(_PaddedItems):
+    """A padded batch of prefixes with their targets: for training only.
+
+    items, lengths: as in `Prefixes`.
+    targets: int64 [B], the next item of each prefix (the label). Training losses read it;
+             scoring never sees it (`prefixes()` drops it, and the evaluator scores that).
+    example_index: int64 numpy [B], positions of these examples in their `Examples`.
+    """
+
+    items: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor
+    example_index: np.ndarray
+
+    def prefixes(self) -> Prefixes:
+        """The same batch without its targets: what `score` may see."""
+        return Prefixes(items=self.items, lengths=self.lengths, example_index=self.example_index)
 
     def to(self, device: torch.device | str) -> "Batch":
         if self.items.device == torch.device(device):
@@ -344,6 +380,16 @@ class Split:
 
     def training_data(self) -> TrainingData:
         return TrainingData(self.train, self.valid, self.n_items, self.name, self.item_ids)
+
+    def checksum(self) -> str:
+        """A content hash of what a run sees (training and test sessions, candidate count): two
+        runs with equal checksums were computed from the same data, however it was prepared."""
+        import hashlib
+
+        parts = [self.train.checksum(), self.test.checksum(), str(self.n_items)]
+        if self.valid is not None:
+            parts.append(self.valid.checksum())
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def test_examples(self) -> Examples:
         return self.test.examples()

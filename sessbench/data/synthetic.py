@@ -78,7 +78,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sessbench.data.sessions import Batch, Examples, SessionSet, Split, TrainingData
+from sessbench.data.sessions import Prefixes, Examples, SessionSet, Split, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender
 
@@ -393,7 +393,7 @@ class SyntheticGenerator:
         )
 
     # -- oracle
-    def predictive(self, batch: Batch) -> torch.Tensor:
+    def predictive(self, batch: Prefixes) -> torch.Tensor:
         """float64 [B, n_items + 1]: the exact next-item distribution of each prefix.
 
         Column 0 is 0 and every row sums to 1. Runs the forward recursion over the latent
@@ -555,6 +555,8 @@ class OracleRecommender(SessionRecommender):
     Not registered: the runner adds it as the pseudo-model ``oracle`` on synthetic data.
     """
 
+    seed_dependent = False  # nothing random: one run stands for every seed
+
     name = "oracle"
 
     def __init__(self, generator: SyntheticGenerator) -> None:
@@ -564,7 +566,7 @@ class OracleRecommender(SessionRecommender):
     def fit(self, data: TrainingData, ctx: FitContext) -> None:
         """Nothing to learn: the oracle knows the generator."""
 
-    def score(self, batch: Batch) -> torch.Tensor:
+    def score(self, batch: Prefixes) -> torch.Tensor:
         return self.generator.predictive(batch)
 
     def expected_hit_rate(self, examples: Examples, k: int = 20, batch_size: int = 2048) -> float:
