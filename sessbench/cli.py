@@ -33,7 +33,10 @@ EPILOG_RUN = """examples:
 
 
 def _progress_factory(enabled: bool) -> Callable[..., Any]:
+    """Progress bars on a terminal only: a log file or a pipe gets the log lines, not bar redraws."""
     from tqdm.auto import tqdm
+
+    enabled = enabled and sys.stderr.isatty()
 
     def progress(total: int | None = None, desc: str = "") -> Any:
         return tqdm(total=total, desc=desc, leave=False, disable=not enabled, file=sys.stderr, dynamic_ncols=True)
