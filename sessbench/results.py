@@ -30,6 +30,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from sessbench.atomic import atomic_write_json
 
 SCHEMA_VERSION = 1
@@ -118,3 +120,65 @@ def is_finished(runs_dir: Path, run_id: str) -> bool:
     """True when an `ok` record exists for this run (what `--resume` skips)."""
     rec = read_record(record_path(runs_dir, run_id))
     return rec is not None and rec.get("status") == "ok"
+
+
+# ---------------------------------------------------------------------------- test examples of a split
+#: per split checksum, what the report needs to know about each test example beyond its ranks
+SPLITS_FOLDER = "splits"
+
+
+def split_examples_path(runs_dir: Path, checksum: str) -> Path:
+    return Path(runs_dir) / SPLITS_FOLDER / f"{checksum}.npz"
+
+
+def test_example_table(split: Any) -> dict[str, np.ndarray]:
+    """Per test example (in evaluation order): its test session, whether its target repeats an
+    item of its prefix, its prefix length and its target.
+
+    Stored once per split beside the records, so the report can resample whole sessions (the
+    prefixes of one session share their input) and split metrics into repeat and explore
+    targets, from the store alone. Vectorized: the first position of every item within its
+    session comes from one sort of (session, item, position).
+    """
+    test = split.test
+    examples = test.examples()
+    n = test.n_clicks
+    session_of = test.session_index_of_clicks()
+    position = np.arange(n, dtype=np.int64) - test.offsets[session_of]
+    order = np.lexsort((position, test.items, session_of))
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (session_of[order][1:] != session_of[order][:-1]) | (test.items[order][1:] != test.items[order][:-1])
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    first_position = np.empty(n, dtype=np.int64)
+    first_position[order] = position[order][group_start]
+    target_at = test.offsets[examples.session_index] + examples.cut
+    return {
+        "session": examples.session_index.astype(np.int32),
+        "repeat": first_position[target_at] < examples.cut,
+        "prefix_length": examples.cut.astype(np.int32),
+        "target": test.items[target_at].astype(np.int32),
+    }
+
+
+def save_split_examples(runs_dir: Path, split: Any, checksum: str) -> Path:
+    """Write the split's test example table once (atomically); an existing file is kept."""
+    from sessbench.atomic import atomic_file
+
+    path = split_examples_path(runs_dir, checksum)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as fh:
+        np.savez_compressed(fh, **test_example_table(split))
+    return path
+
+
+def load_split_examples(path: Path) -> dict[str, np.ndarray] | None:
+    """The table `save_split_examples` wrote, or None when it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            out = {k: npz[k] for k in ("session", "repeat", "prefix_length", "target")}
+    except (OSError, ValueError, KeyError):
+        return None
+    n = len(out["session"])
+    return out if all(len(v) == n for v in out.values()) else None

@@ -53,9 +53,9 @@ from sessbench.execution import (  # noqa: F401 - re-exported: the names this mo
 from sessbench.faults import failpoint
 from sessbench.memory import PeakMemory  # noqa: F401 - re-exported
 from sessbench.models import get_model
-from sessbench.planning import ORACLE, REFERENCE_MODEL, RunSettings, RunSpec, plan_runs  # noqa: F401 - re-exported
+from sessbench.planning import ORACLE, REFERENCE_MODEL, RunSettings, RunSpec, plan_runs, seed_dependent  # noqa: F401 - re-exported
 from sessbench.progress import ProgressFactory, null_progress
-from sessbench.results import is_finished, read_record, record_path, recs_path, write_record
+from sessbench.results import SPLITS_FOLDER, is_finished, read_record, record_path, recs_path, save_split_examples, write_record
 from sessbench.training import resolve_device
 
 #: seconds between checks on runs that another process holds
@@ -128,8 +128,9 @@ class Runner:
         plan = self.resolve(plan)
         self.runs_dir = Path(self.runs_dir)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        for path in remove_stale_temp_files(self.runs_dir):
-            log.info("removed %s, left by a killed run", path.name)
+        for folder in (self.runs_dir, self.runs_dir / SPLITS_FOLDER):
+            for path in remove_stale_temp_files(folder) if folder.is_dir() else []:
+                log.info("removed %s, left by a killed run", path.name)
         for run_id in Claims(self.runs_dir, stale_after_s=self.claim_stale_after_s).sweep():
             log.info("removed the claim on %s, left by a killed process", run_id)
         todo = []
@@ -169,6 +170,7 @@ class Runner:
             loaded = self.dataset(request) if keep else load_dataset(
                 request, self.data_dir, self.cache_dir, self.force_prepare, logger=log, progress=self.progress
             )
+            self.save_split_examples(loaded)
             if self.check_memory:
                 self.check_run_memory(specs, loaded.split.n_items)
 
@@ -287,6 +289,7 @@ class Runner:
         once the record is written.
         """
         record = self.run_one(spec)
+        record["seed_dependent"] = seed_dependent(spec.model)
         if extra:
             record.update(extra)
         write_record(self.runs_dir, record)
@@ -294,6 +297,13 @@ class Runner:
         if record.get("status") == "ok":
             remove_checkpoints(self.checkpoint_dir, spec)
         return record
+
+    def save_split_examples(self, loaded: LoadedDataset) -> None:
+        """The report's per-example table of a split (sessions, repeat targets), written once."""
+        try:
+            save_split_examples(self.runs_dir, loaded.split, loaded.split.checksum())
+        except OSError as exc:
+            log.warning("could not write the test example table of %s: %s", loaded.request.key, exc)
 
     def base_record(self, spec: RunSpec) -> dict[str, Any]:
         """The identity part of a record (every record, ok or failed, starts with it)."""
@@ -306,5 +316,6 @@ class Runner:
         loaded = self.dataset(spec.dataset)
         if spec.dataset.source is None:
             spec = replace(spec, dataset=loaded.request)
+        self.save_split_examples(loaded)
         return run_one(spec, loaded, device, self.runs_dir, self.command, self.worker_kind, self.progress,
                        self.checkpoint_dir)

@@ -14,18 +14,25 @@ from typing import Any
 import numpy as np
 
 from sessbench.evaluation import RankCounts
-from sessbench.results import ranks_path, write_record
+from sessbench.results import ranks_path, split_examples_path, write_record
 
 #: model -> typical rank scale (smaller is better); the oracle only on synthetic data
 QUALITY = {
     "oracle": 4.0, "pop": 400.0, "s-pop": 60.0, "narm": 12.0, "stamp": 11.5, "srgnn-ngc": 12.5,
     "srgnn-fc": 10.2, "srgnn-l": 11.0, "srgnn-avg": 14.0, "srgnn-att": 10.6, "srgnn": 10.0,
 }
-N_EXAMPLES = {"synthetic": 1500, "yoochoose4": 1800}
+N_EXAMPLES = {"synthetic": 1500, "yoochoose4": 1800, "yoochoose64": 2400, "diginetica": 2200}
+#: the official splits' sizes (the report treats a split of the paper's size as full scale)
+FULL = {"yoochoose64": (369_859, 37_483), "diginetica": (719_470, 43_097)}
 EVIL = "<script>alert('x')</script> & | * _"
 
 
 def _dataset_info(dataset: str) -> dict[str, Any]:
+    if dataset in FULL:
+        train, items = FULL[dataset]
+        return {"clicks": 557248, "train_sequences": train, "test_sequences": N_EXAMPLES[dataset], "items": items,
+                "items_in_training_sessions": 17376, "average_length": 6.16, "train_sessions": 116167,
+                "test_sessions": N_EXAMPLES[dataset] // 4, "validation_sessions": 11617, "meta": {"dataset": dataset}}
     if dataset == "yoochoose4":  # a sample-sized split of a paper dataset
         return {"clicks": 30753, "train_sequences": 13024, "test_sequences": N_EXAMPLES[dataset], "items": 2808,
                 "items_in_training_sessions": 2044, "average_length": 4.0321, "train_sessions": 4224,
@@ -40,12 +47,12 @@ def _lengths(dataset: str) -> np.ndarray:
     return (1 + rng.geometric(0.25, N_EXAMPLES[dataset])).astype(np.int32)
 
 
-def _ranks(model: str, dataset: str, seed: int, lengths: np.ndarray) -> RankCounts:
+def _ranks(model: str, dataset: str, seed: int, lengths: np.ndarray, quality: float | None = None) -> RankCounts:
     """Per-example counts: a shared per-example difficulty (paired data) times the model's scale."""
     n = len(lengths)
     base = np.random.default_rng(7 + len(dataset)).exponential(1.0, n)  # the same for every model
     noise = np.random.default_rng(_seed(model, dataset, seed))
-    scale = QUALITY[model] * (1.0 + 0.02 * seed if model not in ("pop", "s-pop", "oracle") else 1.0)
+    scale = (quality or QUALITY[model]) * (1.0 + 0.02 * seed if model not in ("pop", "s-pop", "oracle") else 1.0)
     greater = np.floor(base * scale * noise.lognormal(0.0, 0.25, n)).astype(np.int64)
     equal = np.zeros(n, dtype=np.int64)
     if model == "pop":
@@ -57,9 +64,21 @@ def _seed(model: str, dataset: str, seed: int) -> int:
     return sum(ord(c) * (i + 1) for i, c in enumerate(f"{model}|{dataset}|{seed}")) % 2**32
 
 
+def write_split_table(runs_dir: Path, dataset: str) -> str:
+    """The split's example table (sessions of 4 prefixes, every third target a repeat); its checksum."""
+    n = N_EXAMPLES[dataset]
+    checksum = f"split-{dataset}"
+    path = split_examples_path(runs_dir, checksum)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, session=(np.arange(n) // 4).astype(np.int32), repeat=np.arange(n) % 3 == 0,
+                        prefix_length=_lengths(dataset), target=np.ones(n, dtype=np.int32))
+    return checksum
+
+
 def write_run(
     runs_dir: Path, model: str, dataset: str, seed: int, *, protocol: str = "validated", status: str = "ok",
     params: dict[str, Any] | None = None, command: str | None = None, config_id: str | None = None,
+    code_state: str | None = None, dirty: bool = False, quality: float | None = None,
 ) -> dict[str, Any]:
     run_id = f"{dataset}__{model}__{protocol}__seed{seed}__{config_id or 'c0'}"
     params = params or {}
@@ -71,16 +90,23 @@ def write_run(
         "command": command or f"sessbench run --models all --dataset {dataset} --seeds 0,1,2",
         "environment": {"sessbench": "0.1.0", "python": "3.11.7", "platform": "Linux-test", "machine": "x86_64",
                         "packages": {"numpy": "2.0", "torch": "2.13.0+cpu"}, "torch_threads": 1, "device": "cpu",
-                        "git": {"commit": "0123456789abcdef0123", "dirty": False}},
+                        "git": {"commit": "0123456789abcdef0123", "dirty": dirty}},
         "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:01:00+00:00",
         "status": status,
     }
+    if code_state is not None:
+        record["code_state"] = {"digest": code_state, "modules": []}
+        record["run_id"] = run_id = f"{run_id}__{code_state}"
+    if dataset in FULL:
+        record["source"] = {"kind": "official-split", "digest": f"src-{dataset}", "files": []}
+        record["split_checksum"] = write_split_table(runs_dir, dataset)
+        record["seed_dependent"] = model not in ("pop", "s-pop")
     if status != "ok":
         record["error"] = {"type": "RuntimeError", "message": "deliberate failure <b>bold</b>", "traceback": "..."}
         write_record(runs_dir, record)
         return record
     lengths = _lengths(dataset)
-    ranks = _ranks(model, dataset, seed, lengths)
+    ranks = _ranks(model, dataset, seed, lengths, quality)
     ranks.save(ranks_path(runs_dir, run_id))
     short = ranks.short_mask()
     record.update({

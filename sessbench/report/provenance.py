@@ -12,7 +12,7 @@ from typing import Any
 
 from sessbench.report.doc import Cell, Column, Inline, Table, code
 from sessbench.report.fmt import DASH, integer
-from sessbench.report.paper import ABLATIONS, PAPER_DATASETS, TABLE2, paper_table1
+from sessbench.report.paper import dataset_base, ABLATIONS, PAPER_DATASETS, TABLE2, paper_table1
 from sessbench.report.store import ORACLE, Store, model_sort_key
 from sessbench.report.tables import is_full_dataset
 
@@ -40,7 +40,7 @@ def coverage_items(store: Store, registered: list[str]) -> list[list[Inline]]:
     """Bullet points saying what is NOT in the report, so no table shows an empty column for it."""
     items: list[list[Inline]] = []
     for dataset in PAPER_DATASETS:
-        keys = [d for d in store.datasets if d.split(":")[0] == dataset and store.in_dataset(d)]  # with ok runs
+        keys = [d for d in store.datasets if dataset_base(d) == dataset and store.in_dataset(d)]  # with ok runs
         paper = paper_table1(dataset)
         assert paper is not None
         full = f"{integer(paper['train_sequences'])} training prefixes"
@@ -180,4 +180,82 @@ def runs_table(store: Store, command_ids: dict[str, str], env_ids: dict[tuple[st
             Cell(env_ids.get(key, DASH), csv=key[1:]),
             str(env.get("torch_threads", "?")), str(r.get("started_at", "")),
         )
+    return table
+
+
+# ---------------------------------------------------------------------------- the full-scale grid
+#: the paper's Table 2 grid at full scale (sessbench's headline): (model, protocol) -> seeds wanted;
+#: seed-free models count once. The minimum the full-scale issue sets: SR-GNN 3 seeds under both
+#: protocols, every other model 1 run.
+GRID_SEEDS = 3
+
+
+def full_grid() -> list[tuple[str, str, int]]:
+    """(model, protocol, minimum runs) of the full-scale grid, in report order."""
+    from sessbench.report.paper import MODEL_ORDER
+
+    models = [m for m in MODEL_ORDER if m != ORACLE]
+    grid = [(m, "validated", GRID_SEEDS if m == "srgnn" else 1) for m in models]
+    grid.append(("srgnn", "paper", GRID_SEEDS))
+    return grid
+
+
+def _seed_dependent(model: str) -> bool:
+    try:
+        from sessbench.models import get_model
+
+        return bool(get_model(model).cls.seed_dependent)
+    except Exception:  # noqa: BLE001 - without the plugin, assume it depends on the seed
+        return True
+
+
+def full_grid_table(store: Store, views: dict[str, str | None]) -> tuple[Table, int]:
+    """Every run of the full-scale grid: done, the minimum, the goal; and how many are missing."""
+    columns = [Column("model"), Column("protocol")]
+    for base in views:
+        columns += [Column(f"{base} runs", "r"), Column(f"{base} missing", "r")]
+    table = Table("coverage-full-grid", "The full-scale grid: runs done, and runs still missing for the goal "
+                  f"({GRID_SEEDS} seeds of every model whose result depends on the seed; the minimum is 3 for "
+                  "SR-GNN and 1 for the others)", columns)
+    missing_total = 0
+    for model, protocol, minimum in full_grid():
+        goal = GRID_SEEDS if _seed_dependent(model) else 1
+        cells: list[Any] = [model, protocol]
+        for base, view in views.items():
+            group = store.find(view, protocol, model) if view else None
+            done = 0 if group is None else len(group.seeds)
+            missing = max(goal - done, 0)
+            missing_total += missing
+            short = " (below the minimum)" if done < minimum else ""
+            cells += [str(done), f"{missing}{short}" if missing else "0"]
+        table.add(*cells)
+    return table, missing_total
+
+
+def unverified_table(store: Store) -> Table | None:
+    """Runs set apart: from a dirty tree or no git checkout (never in the tables above)."""
+    if not store.unverified:
+        return None
+    table = Table("unverified-runs", "Runs not in the tables: made by an uncommitted (dirty) tree or outside a "
+                  "git checkout, so no commit holds the code that ran", [Column("dataset"), Column("model"),
+                  Column("protocol"), Column("seed", "r"), Column("commit"), Column("changed files")])
+    for r in sorted(store.unverified, key=lambda r: (str(r.get("dataset")), str(r.get("model")), int(r.get("seed", 0)))):
+        git = (_env(r).get("git") or {})
+        changed = ", ".join(git.get("changed") or []) or ("no git checkout" if not git.get("commit") else DASH)
+        table.add(str(r.get("dataset")), str(r.get("model")), str(r.get("protocol", "")), str(r.get("seed", "")),
+                  str(git.get("commit") or DASH)[:12], changed)
+    return table
+
+
+def superseded_table(store: Store) -> Table | None:
+    """Configurations that also ran under other code: listed, never averaged with the shown runs."""
+    if not store.superseded:
+        return None
+    table = Table("other-code-states", "Runs of other code states (not averaged with the runs shown: the tables "
+                  "show each configuration's code state with the most seeds, then the newest)",
+                  [Column("dataset"), Column("model"), Column("protocol"), Column("code state"), Column("seeds", "r"),
+                   Column("commits")])
+    for g in store.superseded:
+        commits = sorted({str((_env(r).get("git") or {}).get("commit") or DASH)[:12] for r in g.ok + g.failed})
+        table.add(g.dataset, g.model, g.protocol, g.code_state, str(len(g.seeds)), ", ".join(commits))
     return table

@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sessbench.report.doc import Cell, Column, Table, code
 from sessbench.report.fmt import DASH, integer, number, pct, pct_cell, seconds, signed_points
-from sessbench.report.paper import ABLATIONS, PAPER_SHORT, paper_table1, paper_value
+from sessbench.report.paper import dataset_base, ABLATIONS, PAPER_SHORT, paper_table1, paper_value
 from sessbench.report.stats import PairedResult, format_p, holm, paired_randomization_test
 from sessbench.report.store import ORACLE, RunGroup, Store, group_sizes, mean_std
 from sessbench.report.tables import is_full_dataset
@@ -146,6 +148,8 @@ def significance(
     if ref_rr is None:
         family.reason = f"the rank files of {reference} on {dataset} are missing"
         return family
+    examples = ref.examples()
+    clusters = None if examples is None else examples["session"]
     for g in store.in_dataset(dataset, protocol):
         if g is ref or g.model == ORACLE:
             continue
@@ -156,7 +160,7 @@ def significance(
         elif len(other[0]) != len(ref_rr[0]) or not (other[1] == ref_rr[1]).all():
             c.reason = "different test examples"
         else:
-            c.result = paired_randomization_test(other[0], ref_rr[0], resamples=resamples, seed=seed)
+            c.result = paired_randomization_test(other[0], ref_rr[0], resamples=resamples, seed=seed, clusters=clusters)
         family.comparisons[g.label] = c
     tested = [c for c in family.comparisons.values() if c.result is not None]
     for c, p in zip(tested, holm([c.result.p_value for c in tested])):  # type: ignore[union-attr]
@@ -184,6 +188,7 @@ def significance_table(family: Family) -> Table:
             Column("model"),
             Column("seeds", "r"),
             Column("examples", "r"),
+            Column("sessions", "r"),
             Column("MRR@20", "r", csv=("MRR@20 (%)",)),
             Column(f"MRR@20 − {ref}", "r", csv=(f"MRR@20 - {ref} (points)",)),
             Column("95% CI", "r", csv=("CI low (points)", "CI high (points)")),
@@ -196,21 +201,25 @@ def significance_table(family: Family) -> Table:
     ref_group = family.reference_group
     ref_rr = ref_group.mean_reciprocal_ranks(20) if ref_group is not None else None
     if ref_group is not None and ref_rr is not None:
+        ex = ref_group.examples()
+        n_sessions = DASH if ex is None else integer(len(np.unique(ex["session"])))
         table.add(
             Cell(ref_group.label), str(len(ref_group.ranks)), Cell(integer(len(ref_rr[0])), csv=(str(len(ref_rr[0])),)),
+            Cell(n_sessions, csv=(n_sessions.replace(",", ""),)),
             Cell(pct(float(ref_rr[0].mean())), csv=(f"{100 * float(ref_rr[0].mean()):.4f}",)),
             Cell("reference", csv=("",)), Cell(DASH, csv=("", "")), Cell(DASH, csv=("", "")), DASH, DASH, DASH,
         )
     for c in family.comparisons.values():
         r = c.result
         if r is None:
-            table.add(Cell(c.label), str(c.seeds), DASH, Cell(DASH, csv=("",)), Cell(c.reason, csv=("",)),
+            table.add(Cell(c.label), str(c.seeds), DASH, DASH, Cell(DASH, csv=("",)), Cell(c.reason, csv=("",)),
                       Cell(DASH, csv=("", "")), Cell(DASH, csv=("", "")), DASH, DASH, DASH)
             continue
         assert ref_rr is not None
         mrr = float(ref_rr[0].mean()) + r.mean_diff
         table.add(
             Cell(c.label), str(c.seeds), Cell(integer(r.n), csv=(str(r.n),)),
+            Cell(integer(r.units) if r.unit == "session" else DASH, csv=(str(r.units) if r.unit == "session" else "",)),
             Cell(pct(mrr), csv=(f"{100 * mrr:.4f}",)),
             Cell(signed_points(r.mean_diff), csv=(f"{100 * r.mean_diff:.4f}",)),
             Cell(f"[{signed_points(r.ci_low)}, {signed_points(r.ci_high)}]",
@@ -220,13 +229,20 @@ def significance_table(family: Family) -> Table:
             Cell(holm_text(family, c), csv=(f"{c.p_holm:.6f}",)),
             "yes" if family.significant(c) else "no",
         )
+    tested = [c.result for c in family.comparisons.values() if c.result is not None]
+    by_session = bool(tested) and tested[0].unit == "session"
+    unit = (f"the unit is the test session ({integer(tested[0].units)} sessions holding {integer(tested[0].n)} "
+            "prefixes): per-session sums of the differences flip sign together, and the 95% interval is a "
+            "session bootstrap of the mean difference" if by_session else
+            "the unit is the test prefix (this store has no table of the test sessions, so prefixes of one "
+            "session count as independent and p-values are too small); the 95% interval is the normal "
+            "approximation")
     table.note(
         "Test: paired randomization (sign-flip) test of the mean per-example difference in expected "
-        f"RR@20, {family.resamples:,} resamples, two-sided; p-values adjusted with Holm's method over the "
-        f"{_count(sum(c.result is not None for c in family.comparisons.values()), 'comparison')} of this table. Each model's "
-        "per-example RR is averaged over its seeds first. The 95% interval is the normal approximation "
-        "of the mean difference. Wins / losses count examples where the model's RR@20 is higher / lower "
-        f"than {ref}'s."
+        f"RR@20, {family.resamples:,} resamples, two-sided; {unit}. p-values are adjusted with Holm's method over the "
+        f"{_count(len(tested), 'comparison')} of this table. Each model's "
+        "per-example RR is averaged over its seeds first. Wins / losses count prefixes where the model's "
+        f"RR@20 is higher / lower than {ref}'s."
     )
     if family.protocol == "paper":
         table.note(
@@ -242,7 +258,7 @@ def significance_table(family: Family) -> Table:
 
 def table2(store: Store, dataset: str, families: dict[str, Family], reference: str) -> Table:
     """P@20 and MRR@20 of every model on one dataset (every protocol), mean ± std over seeds."""
-    dataset_name = dataset.split(":")[0]
+    dataset_name = dataset_base(dataset)
     groups = store.in_dataset(dataset, ok_only=False)
     ok = [g for g in groups if g.ok]
     has_paper = any(paper_value(g.model, dataset_name, m) is not None for g in ok for m in HEADLINE)

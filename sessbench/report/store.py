@@ -1,8 +1,21 @@
 """The runs store as the report sees it: records grouped into rows, ranks loaded on demand.
 
-A `RunGroup` is one (dataset, protocol, model, config) combination: only runs that differ by
-seed are averaged (the record's `config_id` is the hash of everything but the seed). The
-report never reruns a model; everything comes from the JSON records and their rank files.
+A `RunGroup` is one (dataset, protocol, model, config, code state) combination: only runs that
+differ by seed are averaged (the record's `config_id` hashes everything but the seed, the data's
+source included), and never runs of different code (`code_state`, see
+`sessbench.environment.code_state`). When one configuration ran under several code states, the
+tables show the state with the most seeds (then the newest) and the others are listed apart
+(`Store.superseded`).
+
+Runs from a clean, committed tree are the ones the tables show; runs from a dirty tree or from
+no git checkout are set apart (`Store.unverified`) and labelled. Only when a store holds no clean
+run at all (a user's own experiments) do its tables show those, with a warning (`Store.verified`
+is then False).
+
+A dataset name with runs from several sources (say `yoochoose64` from the official split and from
+a raw sample) becomes one column per source: `yoochoose64 [raw yoochoose-clicks.dat 1a2b3c4d]`.
+The report never reruns a model; everything comes from the JSON records, their rank files and
+the per-split example tables (`sessbench.results.test_example_table`).
 """
 
 from __future__ import annotations
@@ -16,9 +29,11 @@ from typing import Any, Iterable
 import numpy as np
 
 from sessbench.evaluation import RankCounts
-from sessbench.report.paper import MODEL_ORDER, PAPER_DATASETS
+from sessbench.report.paper import MODEL_ORDER, PAPER_DATASETS, dataset_base
 from sessbench.report.tables import config_labels
-from sessbench.results import iter_records
+from sessbench.results import iter_records, load_split_examples, split_examples_path
+
+UNRECORDED = "unrecorded"
 
 #: datasets in the order the paper shows them, then ours
 DATASET_ORDER = (*PAPER_DATASETS, "yoochoose", "synthetic")
@@ -43,19 +58,92 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return m, math.sqrt(math.fsum((x - m) ** 2 for x in values) / (len(values) - 1))
 
 
+def code_state_of(record: dict[str, Any]) -> str:
+    """The digest of the code a run executed (`unrecorded` for records older than code states)."""
+    state = record.get("code_state")
+    return str(state.get("digest")) if isinstance(state, dict) and state.get("digest") else UNRECORDED
+
+
+def source_digest_of(record: dict[str, Any]) -> str:
+    source = record.get("source")
+    return str(source.get("digest")) if isinstance(source, dict) and source.get("digest") else UNRECORDED
+
+
+def is_clean(record: dict[str, Any]) -> bool:
+    """Made by a clean, committed tree (its commit holds the code that ran)."""
+    env = record.get("environment")
+    git = env.get("git") if isinstance(env, dict) else None
+    return isinstance(git, dict) and bool(git.get("commit")) and git.get("dirty") is False
+
+
+def source_label(record: dict[str, Any]) -> str:
+    """A short name of a record's data source, for column headers."""
+    source = record.get("source") if isinstance(record.get("source"), dict) else {}
+    kind = str(source.get("kind") or UNRECORDED)
+    files = [f for f in source.get("files") or [] if isinstance(f, dict)]
+    if kind == "official-split":
+        return "official split"
+    if files:
+        return f"{kind} {files[0].get('name')} {str(files[0].get('sha256', ''))[:8]}"
+    return f"{kind} {source_digest_of(record)[:8]}" if kind != UNRECORDED else "unrecorded source"
+
+
+def dataset_views(records: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """(dataset key, source digest) -> the column name: the key, or key [source] when one key has
+    runs from several sources (they are never one column)."""
+    digests: dict[str, set[str]] = {}
+    for r in records:
+        digests.setdefault(str(r.get("dataset")), set()).add(source_digest_of(r))
+    views = {}
+    for r in records:
+        key, digest = str(r.get("dataset")), source_digest_of(r)
+        views[(key, digest)] = key if len(digests[key]) == 1 else f"{key} [{source_label(r)}]"
+    return views
+
+
 @dataclass
 class RunGroup:
     dataset: str
     protocol: str
     model: str
     config_id: str
+    code_state: str = UNRECORDED
     label: str = ""
     ok: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    #: the store's per-split example tables (sessions, repeat targets), loaded on demand
+    examples_loader: Any = field(default=None, repr=False)
 
     @property
     def seeds(self) -> list[int]:
         return sorted(int(r.get("seed", 0)) for r in self.ok)
+
+    @property
+    def seed_dependent(self) -> bool:
+        """Whether the model's result depends on the seed (recorded by the runner; else assumed)."""
+        flags = [r.get("seed_dependent") for r in self.ok + self.failed if isinstance(r.get("seed_dependent"), bool)]
+        return flags[0] if flags else self.model != ORACLE
+
+    @property
+    def split_checksum(self) -> str | None:
+        for r in self.ok:
+            if r.get("split_checksum"):
+                return str(r["split_checksum"])
+        return None
+
+    def examples(self) -> dict[str, np.ndarray] | None:
+        """The test example table of this group's split (None when the store has none)."""
+        checksum = self.split_checksum
+        if checksum is None or self.examples_loader is None:
+            return None
+        table = self.examples_loader(checksum)
+        if table is None or (self.ranks and len(table["session"]) != len(self.ranks[0][1])):
+            return None
+        return table
+
+    @property
+    def finished_last(self) -> str:
+        return max((str(r.get("finished_at", "")) for r in self.ok + self.failed), default="")
 
     def values(self, metric: str) -> list[float]:
         out = [headline_value(r, metric) for r in self.ok]
@@ -101,6 +189,11 @@ class RunGroup:
 
         Seeds whose examples differ from the first seed's (another test set) are left out.
         """
+        return self.mean_per_example("rr", k)
+
+    def mean_per_example(self, kind: str, k: int = 20) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-example expected `kind` ("rr": RR@k, "hit": P@k) averaged over seeds, and the prefix
+        lengths; None without ranks."""
         ranks = self.ranks
         if not ranks:
             return None
@@ -108,7 +201,7 @@ class RunGroup:
         same = [rc for _, rc in ranks if len(rc) == len(lengths) and np.array_equal(rc.prefix_length, lengths)]
         total = np.zeros(len(lengths), dtype=np.float64)
         for rc in same:
-            total += rc.reciprocal_rank(k)
+            total += rc.reciprocal_rank(k) if kind == "rr" else rc.hit(k)
         return total / len(same), lengths
 
 
@@ -127,7 +220,7 @@ def model_sort_key(model: str) -> tuple[int, str]:
 
 
 def dataset_sort_key(dataset: str) -> tuple[int, str]:
-    name = dataset.split(":")[0]
+    name = dataset_base(dataset)
     base = DATASET_ORDER.index(name) if name in DATASET_ORDER else len(DATASET_ORDER)
     return (base, dataset)
 
@@ -144,36 +237,73 @@ def group_sizes(groups: list[RunGroup]) -> tuple[int, int] | None:
 
 @dataclass
 class Store:
-    """Every record of a runs directory, grouped."""
+    """Every record of a runs directory, grouped (see the module docstring)."""
 
     records: list[dict[str, Any]]
     groups: list[RunGroup]
+    #: runs set apart from the tables: from a dirty tree or no git checkout (when clean runs exist)
+    unverified: list[dict[str, Any]] = field(default_factory=list)
+    #: configurations that also ran under another code state than the one the tables show
+    superseded: list[RunGroup] = field(default_factory=list)
+    #: False when no run comes from a clean commit (the tables then show unverified runs)
+    verified: bool = True
+    runs_dir: Path | None = None
+    _examples: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, runs_dir: Path) -> "Store":
-        return cls.from_records(list(iter_records(runs_dir)))
+        return cls.from_records(list(iter_records(runs_dir)), runs_dir=Path(runs_dir))
 
     @classmethod
-    def from_records(cls, records: Iterable[dict[str, Any]]) -> "Store":
+    def from_records(cls, records: Iterable[dict[str, Any]], runs_dir: Path | None = None) -> "Store":
         records = list(records)
-        by_key: dict[tuple[str, str, str, str], RunGroup] = {}
-        for rec in records:
+        clean = [r for r in records if is_clean(r)]
+        verified = bool(clean) or not records
+        shown = clean if clean else records
+        unverified = [r for r in records if not is_clean(r)] if clean else []
+        views = dataset_views(shown)
+        shown = [{**r, "dataset": views[(str(r.get("dataset")), source_digest_of(r))], "dataset_key": r.get("dataset")}
+                 for r in shown]
+        by_key: dict[tuple[str, str, str, str, str], RunGroup] = {}
+        for rec in shown:
             key = (str(rec.get("dataset")), str(rec.get("protocol", "validated")), str(rec.get("model")),
-                   str(rec.get("config_id", "")))
+                   str(rec.get("config_id", "")), code_state_of(rec))
             group = by_key.setdefault(key, RunGroup(*key, label=key[2]))
             (group.ok if rec.get("status") == "ok" else group.failed).append(rec)
+        # one code state per configuration in the tables: the most seeds, then the newest
+        by_config: dict[tuple[str, str, str, str], list[RunGroup]] = {}
+        for (d, p, m, c, _), group in by_key.items():
+            by_config.setdefault((d, p, m, c), []).append(group)
+        current, superseded = [], []
+        for candidates in by_config.values():
+            candidates.sort(key=lambda g: (len(g.ok), g.finished_last), reverse=True)
+            current.append(candidates[0])
+            superseded.extend(candidates[1:])
         labels = config_labels({
-            ((d, p), m, c): ((group.ok or group.failed)[0].get("config") or {}).get("params") or {}
-            for (d, p, m, c), group in by_key.items()
+            ((g.dataset, g.protocol), g.model, g.config_id): ((g.ok or g.failed)[0].get("config") or {}).get("params") or {}
+            for g in current
         })
-        for (dataset, protocol, model, config_id), group in by_key.items():
-            group.label = labels[((dataset, protocol), model, config_id)]
+        for g in current:
+            g.label = labels[((g.dataset, g.protocol), g.model, g.config_id)]
+        for g in superseded:
+            g.label = f"{g.model} @ {g.code_state}"
         groups = sorted(
-            by_key.values(),
+            current,
             key=lambda g: (dataset_sort_key(g.dataset), g.protocol != "validated", g.protocol,
                            model_sort_key(g.model), g.label),
         )
-        return cls(records, groups)
+        kept = {id(r) for g in groups for r in g.ok + g.failed}
+        store = cls([r for r in shown if id(r) in kept], groups, unverified, superseded, verified, runs_dir)
+        for g in groups + superseded:
+            g.examples_loader = store.split_examples
+        return store
+
+    def split_examples(self, checksum: str) -> dict[str, np.ndarray] | None:
+        """The per-example table of a split (`<runs_dir>/splits/<checksum>.npz`), or None."""
+        if checksum not in self._examples:
+            path = None if self.runs_dir is None else split_examples_path(self.runs_dir, checksum)
+            self._examples[checksum] = None if path is None else load_split_examples(path)
+        return self._examples[checksum]
 
     @property
     def datasets(self) -> list[str]:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sessbench.report.paper import paper_value
+from sessbench.report.paper import dataset_base, paper_value
 
 HEADLINE = ("P@20", "MRR@20")
 
@@ -118,7 +118,7 @@ def is_full_dataset(records: list[dict[str, Any]], dataset: str) -> bool:
     """
     from sessbench.data.registry import DATASETS
 
-    definition = DATASETS.get(dataset.split(":")[0])
+    definition = DATASETS.get(dataset_base(dataset))
     if definition is None or definition.paper is None:
         return False
     sizes = [r.get("dataset_info", {}).get("train_sequences") for r in records if r["dataset"] == dataset]
@@ -140,7 +140,7 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         references[(r.dataset, r.protocol)].setdefault(r.model, r)  # first config of oracle / pop
     out = []
     for r in rows:
-        dataset_name = r.dataset.split(":")[0]
+        dataset_name = dataset_base(r.dataset)
         oracle = references[(r.dataset, r.protocol)].get("oracle")
         pop = references[(r.dataset, r.protocol)].get("pop")
         entry: dict[str, Any] = {
