@@ -189,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate of the Holm correction (default 0.05)")
     p.set_defaults(func=cmd_report)
 
+    # publish ---------------------------------------------------------------------------
+    p = sub.add_parser(
+        "publish", help="copy clean runs into the committed store (results/runs)",
+        description="Copy the records of a runs directory that a clean, committed tree made (with their rank files "
+        "and each split's example table) into the published store; records of dirty trees are refused and named. "
+        "Recommendation lists and checkpoints are never copied.",
+    )
+    p.add_argument("runs_dir", type=Path, help="the runs directory a grid wrote to")
+    p.add_argument("--to", type=Path, default=Path("results/runs"), help="the published store (default results/runs)")
+    p.add_argument("--data-dir", type=Path, help="where the datasets are, to rebuild a split's example table if missing")
+    p.add_argument("--cache-dir", type=Path, help="prepared-data cache (default: $SESSBENCH_CACHE, else the user cache dir)")
+    p.set_defaults(func=cmd_publish)
+
     # models ----------------------------------------------------------------------------
     p = sub.add_parser("models", help="list registered models and groups", description="List registered models, their groups and descriptions.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -441,6 +454,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         if path.name in ("README.md", "index.html"):
             print(f"  {path}")
     return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from sessbench.publish import publish_runs
+
+    summary = publish_runs(args.runs_dir, args.to, args.data_dir, args.cache_dir)
+    for line in summary.lines(args.to):
+        print(line)
+    return 1 if summary.refused else 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

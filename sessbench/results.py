@@ -116,6 +116,13 @@ def comparable_record(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def is_clean(record: dict[str, Any]) -> bool:
+    """Made by a clean, committed tree: its commit holds exactly the code that ran."""
+    env = record.get("environment")
+    git = env.get("git") if isinstance(env, dict) else None
+    return isinstance(git, dict) and bool(git.get("commit")) and git.get("dirty") is False
+
+
 def is_finished(runs_dir: Path, run_id: str) -> bool:
     """True when an `ok` record exists for this run (what `--resume` skips)."""
     rec = read_record(record_path(runs_dir, run_id))
@@ -123,12 +130,20 @@ def is_finished(runs_dir: Path, run_id: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- test examples of a split
-#: per split checksum, what the report needs to know about each test example beyond its ranks
+#: per dataset source, what the report needs to know about each test example beyond its ranks
 SPLITS_FOLDER = "splits"
 
 
-def split_examples_path(runs_dir: Path, checksum: str) -> Path:
-    return Path(runs_dir) / SPLITS_FOLDER / f"{checksum}.npz"
+def split_table_id(dataset_key: str, source_digest: str) -> str:
+    """The name of a split's example table: the dataset key and the source digest a record names
+    determine its split, so records find their table from their own fields."""
+    import hashlib
+
+    return hashlib.sha256(f"{dataset_key}@{source_digest}".encode()).hexdigest()[:16]
+
+
+def split_examples_path(runs_dir: Path, table_id: str) -> Path:
+    return Path(runs_dir) / SPLITS_FOLDER / f"{table_id}.npz"
 
 
 def test_example_table(split: Any) -> dict[str, np.ndarray]:
@@ -160,11 +175,11 @@ def test_example_table(split: Any) -> dict[str, np.ndarray]:
     }
 
 
-def save_split_examples(runs_dir: Path, split: Any, checksum: str) -> Path:
+def save_split_examples(runs_dir: Path, split: Any, table_id: str) -> Path:
     """Write the split's test example table once (atomically); an existing file is kept."""
     from sessbench.atomic import atomic_file
 
-    path = split_examples_path(runs_dir, checksum)
+    path = split_examples_path(runs_dir, table_id)
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

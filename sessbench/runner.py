@@ -55,7 +55,9 @@ from sessbench.memory import PeakMemory  # noqa: F401 - re-exported
 from sessbench.models import get_model
 from sessbench.planning import ORACLE, REFERENCE_MODEL, RunSettings, RunSpec, plan_runs, seed_dependent  # noqa: F401 - re-exported
 from sessbench.progress import ProgressFactory, null_progress
-from sessbench.results import SPLITS_FOLDER, is_finished, read_record, record_path, recs_path, save_split_examples, write_record
+from sessbench.results import (
+    SPLITS_FOLDER, is_finished, read_record, record_path, recs_path, save_split_examples, split_table_id, write_record,
+)
 from sessbench.training import resolve_device
 
 #: seconds between checks on runs that another process holds
@@ -300,8 +302,11 @@ class Runner:
 
     def save_split_examples(self, loaded: LoadedDataset) -> None:
         """The report's per-example table of a split (sessions, repeat targets), written once."""
+        source = loaded.request.source
+        if source is None:
+            return
         try:
-            save_split_examples(self.runs_dir, loaded.split, loaded.split.checksum())
+            save_split_examples(self.runs_dir, loaded.split, split_table_id(loaded.request.key, source.digest))
         except OSError as exc:
             log.warning("could not write the test example table of %s: %s", loaded.request.key, exc)
 

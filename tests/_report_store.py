@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sessbench.evaluation import RankCounts
-from sessbench.results import ranks_path, split_examples_path, write_record
+from sessbench.results import ranks_path, split_examples_path, split_table_id, write_record
 
 #: model -> typical rank scale (smaller is better); the oracle only on synthetic data
 QUALITY = {
@@ -68,7 +68,7 @@ def write_split_table(runs_dir: Path, dataset: str) -> str:
     """The split's example table (sessions of 4 prefixes, every third target a repeat); its checksum."""
     n = N_EXAMPLES[dataset]
     checksum = f"split-{dataset}"
-    path = split_examples_path(runs_dir, checksum)
+    path = split_examples_path(runs_dir, split_table_id(dataset, f"src-{dataset}"))
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, session=(np.arange(n) // 4).astype(np.int32), repeat=np.arange(n) % 3 == 0,
                         prefix_length=_lengths(dataset), target=np.ones(n, dtype=np.int32))

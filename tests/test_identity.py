@@ -118,3 +118,20 @@ def test_untracked_code_makes_a_checkout_dirty(tmp_path: Path) -> None:
     (tmp_path / "sessbench" / "plugin.py").write_text("B = 2\n")
     state = git_state(tmp_path)
     assert state["dirty"] is True and state["changed"] == ["sessbench/plugin.py"]
+
+
+def test_publish_copies_clean_runs_and_refuses_dirty_ones(tmp_path: Path) -> None:
+    from _report_store import write_run
+    from sessbench.publish import publish_runs
+
+    src, dst = tmp_path / "runs", tmp_path / "published"
+    write_run(src, "pop", "yoochoose64", 0, code_state="s")
+    write_run(src, "narm", "yoochoose64", 0, code_state="s", dirty=True)
+    summary = publish_runs(src, dst)
+    assert len(summary.copied) == 1 and [why for _, why in summary.refused][0].startswith("made by a dirty tree")
+    assert sorted(p.name for p in dst.iterdir() if p.is_file()) == sorted(
+        p.name for p in src.iterdir() if p.is_file() and p.name.startswith("yoochoose64__pop"))
+    assert summary.tables_copied == 1 and len(list((dst / "splits").iterdir())) == 1
+    again = publish_runs(src, dst)
+    assert not again.copied and len(again.unchanged) == 1
+    assert main(["--quiet", "publish", str(src), "--to", str(dst)]) == 1  # a refused run is an exit code

@@ -31,7 +31,7 @@ import numpy as np
 from sessbench.evaluation import RankCounts
 from sessbench.report.paper import MODEL_ORDER, PAPER_DATASETS, dataset_base
 from sessbench.report.tables import config_labels
-from sessbench.results import iter_records, load_split_examples, split_examples_path
+from sessbench.results import is_clean, iter_records, load_split_examples, split_examples_path, split_table_id
 
 UNRECORDED = "unrecorded"
 
@@ -67,13 +67,6 @@ def code_state_of(record: dict[str, Any]) -> str:
 def source_digest_of(record: dict[str, Any]) -> str:
     source = record.get("source")
     return str(source.get("digest")) if isinstance(source, dict) and source.get("digest") else UNRECORDED
-
-
-def is_clean(record: dict[str, Any]) -> bool:
-    """Made by a clean, committed tree (its commit holds the code that ran)."""
-    env = record.get("environment")
-    git = env.get("git") if isinstance(env, dict) else None
-    return isinstance(git, dict) and bool(git.get("commit")) and git.get("dirty") is False
 
 
 def source_label(record: dict[str, Any]) -> str:
@@ -125,18 +118,20 @@ class RunGroup:
         return flags[0] if flags else self.model != ORACLE
 
     @property
-    def split_checksum(self) -> str | None:
+    def split_table(self) -> str | None:
+        """The name of this group's split example table (from its dataset key and source)."""
         for r in self.ok:
-            if r.get("split_checksum"):
-                return str(r["split_checksum"])
+            digest = source_digest_of(r)
+            if digest != UNRECORDED:
+                return split_table_id(str(r.get("dataset_key", r.get("dataset"))), digest)
         return None
 
     def examples(self) -> dict[str, np.ndarray] | None:
         """The test example table of this group's split (None when the store has none)."""
-        checksum = self.split_checksum
-        if checksum is None or self.examples_loader is None:
+        table_id = self.split_table
+        if table_id is None or self.examples_loader is None:
             return None
-        table = self.examples_loader(checksum)
+        table = self.examples_loader(table_id)
         if table is None or (self.ranks and len(table["session"]) != len(self.ranks[0][1])):
             return None
         return table
@@ -298,12 +293,12 @@ class Store:
             g.examples_loader = store.split_examples
         return store
 
-    def split_examples(self, checksum: str) -> dict[str, np.ndarray] | None:
-        """The per-example table of a split (`<runs_dir>/splits/<checksum>.npz`), or None."""
-        if checksum not in self._examples:
-            path = None if self.runs_dir is None else split_examples_path(self.runs_dir, checksum)
-            self._examples[checksum] = None if path is None else load_split_examples(path)
-        return self._examples[checksum]
+    def split_examples(self, table_id: str) -> dict[str, np.ndarray] | None:
+        """The per-example table of a split (`<runs_dir>/splits/<table_id>.npz`), or None."""
+        if table_id not in self._examples:
+            path = None if self.runs_dir is None else split_examples_path(self.runs_dir, table_id)
+            self._examples[table_id] = None if path is None else load_split_examples(path)
+        return self._examples[table_id]
 
     @property
     def datasets(self) -> list[str]:
