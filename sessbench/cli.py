@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "validation carve (sessbench's behaviour before the refit)")
     p.add_argument("--validation-fraction", type=float, help="share of training sessions carved for validation (default 0.1)")
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per run (default: the cores divided among the runs "
+                   "that run at once, so a grid never oversubscribes them)")
     p.add_argument("--time-budget", type=float, dest="time_budget_s", help="seconds of training per run before stopping early")
     p.add_argument("--eval-batch-size", type=int, help="prefixes scored at once (default: fits 256 MB of scores)")
     p.add_argument("--config", type=Path, help="experiment YAML (see configs/grids/)")
@@ -121,12 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE", help="override a hyperparameter (repeatable)")
     p.add_argument("--runs-dir", type=Path, help="where run records go (default runs/)")
     p.add_argument("--resume", action="store_true", help="skip runs that already have a finished record (with --save-recs K: and saved K-lists; others run again)")
-    p.add_argument("--force-prepare", action="store_true", help="rebuild the prepared dataset even if cached")
+    p.add_argument("--force", action="store_true", help="rebuild the prepared dataset even if cached (as in the data commands)")
+    p.add_argument("--force-prepare", action="store_true", help=argparse.SUPPRESS)  # the old spelling of --force
     p.add_argument("--executor", choices=["local", "dask"], default="local",
                    help="local (default: this machine) or dask (a Dask distributed cluster; pip install 'sessbench[dask]')")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask scheduler address, e.g. tcp://HOST:8786 (with --executor dask; default: a local cluster of --jobs workers)")
-    p.add_argument("--jobs", type=int, help="runs at a time, each in its own process (default: one by one in this process)")
+    p.add_argument("--jobs", type=int, help="runs at a time, each in its own process (default: one per core on a CPU, "
+                   "one on a GPU; $SESSBENCH_JOBS sets the default; 1 runs them one by one in this process)")
     p.add_argument("--timeout", type=float, dest="timeout_s", metavar="SECONDS",
                    help="stop a run after this many seconds and record it as failed (runs each run in its own process)")
     p.add_argument("--no-memory-check", action="store_true", help="skip the memory estimate made before training")
@@ -291,7 +294,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_bench_train)
     p.set_defaults(func=lambda args, parser=p: _help(parser))
+    _global_options_everywhere(parser)
     return parser
+
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept --quiet and --debug after the command too (`sessbench run ... --quiet`), not only
+    before it; given in either place they mean the same."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+                sub.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                                 help="no progress bars, warnings only")
+                _global_options_everywhere(sub)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -308,7 +324,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sessbench.config import ParamResolver, default_config_dir, load_experiment, parse_set_options
     from sessbench.data.registry import parse_dataset
     from sessbench.models import get_model, load_plugins, resolve_models
-    from sessbench.report.tables import comparison_rows, text_table
+    from sessbench.report.tables import text_table
     from sessbench.runner import RunSettings, Runner, plan_runs
 
     exp = load_experiment(args.config)
@@ -333,10 +349,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.recs_cap < 1:
         raise SessbenchError(f"--recs-cap must be a positive factor (lists hold at most FACTOR x K items), got {args.recs_cap}")
     settings = replace(settings, save_recs=args.save_recs, recs_cap_factor=args.recs_cap, refit=not args.no_refit)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.force_prepare:
+        print("sessbench: --force-prepare is now spelled --force (as in the data commands); it still works", file=sys.stderr)
+    if args.threads is not None and args.threads < 1:
+        raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
+    if args.jobs is not None and args.jobs < 1:
+        raise SessbenchError(f"--jobs must be at least 1, got {args.jobs}")
 
     load_plugins()
     names = resolve_models(models_arg)
@@ -358,9 +376,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache_dir = args.cache_dir or (Path(exp["cache_dir"]) if exp["cache_dir"] else None)
     from sessbench.executors import make_executor
 
-    executor = make_executor(args.executor, jobs=args.jobs, timeout_s=args.timeout_s, scheduler=args.scheduler, threads=args.threads)
+    jobs, threads = args.jobs, args.threads
+    if args.executor == "local":
+        from sessbench.executors import choose_parallelism
+        from sessbench.training import resolve_device
+
+        on_gpu = resolve_device(settings.device).type != "cpu"
+        jobs, threads = choose_parallelism(len(plan), on_gpu, args.jobs, args.threads)
+        if jobs == 1 and args.timeout_s is None:
+            jobs = None  # one by one in this process
+        torch.set_num_threads(threads)
+    executor = make_executor(args.executor, jobs=jobs, timeout_s=args.timeout_s, scheduler=args.scheduler, threads=threads)
     runner = Runner(
-        runs_dir=runs_dir, data_dir=data_dir, cache_dir=cache_dir, force_prepare=args.force_prepare,
+        runs_dir=runs_dir, data_dir=data_dir, cache_dir=cache_dir, force_prepare=args.force or args.force_prepare,
         resume=args.resume, progress=_progress_factory(not args.quiet), executor=executor,
         check_memory=not args.no_memory_check, checkpoint_dir=args.checkpoint_dir,
     )
@@ -373,10 +401,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         todo = [s for s in plan if not (args.resume and runner._finished(s))]
         if len(todo) < len(plan):
             print(f"sessbench: {len(plan) - len(todo)} of {len(plan)} runs are finished (--resume skips them)", file=sys.stderr)
-        print(format_plan(estimate_plan(todo, runner), jobs=args.jobs or 1), end="")
+        print(format_plan(estimate_plan(todo, runner), jobs=jobs or 1), end="")
         return 0
     print(f"sessbench: {len(plan)} runs ({', '.join(names)} on {', '.join(r.key for r in requests)}, "
-          f"seeds {seeds}, protocol {protocol}) -> {runs_dir}/", file=sys.stderr)
+          f"seeds {seeds}, protocol {protocol}) -> {runs_dir}/; {jobs or 1} at a time, {threads or torch.get_num_threads()} "
+          f"torch thread(s) each", file=sys.stderr)
 
     done = [0]
 
@@ -394,13 +423,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sessbench.results import read_record, record_path
 
     records = [r for r in (read_record(record_path(runs_dir, s.run_id)) for s in plan) if r is not None]
-    cols = ["dataset", "model", "protocol", "seeds", "P@20", "MRR@20", "share of oracle P@20", "normalized gain", "fit s", "failed"]
     print()
-    print(text_table(comparison_rows(records), cols), end="")
+    print(text_table(*summary_table(records)), end="")
     failed = sum(r["status"] != "ok" for r in records)
     if failed:
         print(f"\n{failed} run(s) failed; their records in {runs_dir}/ hold the tracebacks.", file=sys.stderr)
     return 1 if failed else 0
+
+
+def summary_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The end-of-run summary: per dataset and protocol, best P@20 first; columns that hold nothing
+    for these runs (the oracle's share on real data, failures when none failed) are left out.
+    Values are percent, as everywhere sessbench prints metrics."""
+    from sessbench.report.tables import comparison_rows
+
+    rows = comparison_rows(records)
+
+    def p20(row: dict[str, Any]) -> float:
+        try:
+            return float(str(row["P@20"]).split()[0])
+        except ValueError:
+            return float("-inf")
+
+    rows.sort(key=lambda r: (r["dataset"], r["protocol"] != "validated", r["protocol"], -p20(r)))
+    cols = ["dataset", "model", "protocol", "seeds", "P@20", "MRR@20", "share of oracle P@20", "normalized gain",
+            "fit s", "failed"]
+    empty = {"-", "", "0", 0, None}
+    keep = [c for c in cols if c in ("dataset", "model", "P@20", "MRR@20") or any(r.get(c) not in empty for r in rows)]
+    if len({r["protocol"] for r in rows}) > 1 and "protocol" not in keep:
+        keep.insert(2, "protocol")
+    return rows, keep
 
 
 def cmd_recs_export(args: argparse.Namespace) -> int:
@@ -698,6 +750,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sessbench: interrupted; finished runs are kept (rerun with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`sessbench data list | head`): nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -457,6 +457,38 @@ def default_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
+#: environment variable that sets the default --jobs (e.g. 1 to keep every run in this process)
+JOBS_ENV = "SESSBENCH_JOBS"
+
+
+def choose_parallelism(
+    n_runs: int, on_gpu: bool, jobs: int | None = None, threads: int | None = None, cores: int | None = None,
+) -> tuple[int, int]:
+    """(runs at a time, torch threads per run) so that a grid never oversubscribes the cores.
+
+    Torch's default (a thread per core in every run) makes two runs on two cores spin-wait on each
+    other: measured 5-20x slower than one thread per run. So by default a CPU grid runs one run
+    per core, each with cores // jobs threads (on 2 cores: 2 runs at a time, 1 thread each); a GPU
+    grid runs one run at a time (runs would share the card). `--jobs` / `--threads` (or
+    $SESSBENCH_JOBS) override either; given one, the other follows from it.
+    """
+    cores = cores or os.cpu_count() or 1
+    if jobs is None:
+        env = os.environ.get(JOBS_ENV, "").strip()
+        if env:
+            try:
+                jobs = int(env)
+                if jobs < 1:
+                    raise ValueError
+            except ValueError:
+                raise ConfigError(f"${JOBS_ENV}={env!r}: expected a positive number of runs at a time") from None
+    if jobs is None:
+        jobs = 1 if on_gpu else max(1, min(n_runs, cores // (threads or 1)))
+    if threads is None:
+        threads = max(1, cores // jobs)
+    return jobs, threads
+
+
 class ProcessPoolExecutor(Executor):
     """Up to `jobs` runs at a time, each in its own child process (see the module docstring)."""
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 
 from sessbench.atomic import remove_stale_temp_files
 from sessbench.claims import DEFAULT_STALE_AFTER_S, Claims, describe
-from sessbench.data.registry import DatasetRequest, LoadedDataset, load_dataset, resolve_source
+from sessbench.data.registry import DatasetRequest, LoadedDataset, dataset_stats, load_dataset, resolve_source, size_warning
 from sessbench.execution import (  # noqa: F401 - re-exported: the names this module always offered
     REASON_EXCEPTION,
     REASON_INSUFFICIENT_MEMORY,
@@ -173,6 +173,10 @@ class Runner:
                 request, self.data_dir, self.cache_dir, self.force_prepare, logger=log, progress=self.progress
             )
             self.save_split_examples(loaded)
+            warning = size_warning(request.definition, dataset_stats(loaded.split),
+                                   None if loaded.request.source is None else loaded.request.source.kind)
+            if warning:
+                log.warning(warning)
             if self.check_memory:
                 self.check_run_memory(specs, loaded.split.n_items)
 

@@ -9,6 +9,9 @@ from typing import Iterator
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Grids in tests run one by one in the test's process unless a test asks for --jobs: fail points
+# count their hits per process, and most tests compare what one process did.
+os.environ.setdefault("SESSBENCH_JOBS", "1")
 SHARED_DATA = Path(os.environ.get("SESSBENCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 

@@ -50,7 +50,7 @@ def test_report_keeps_configurations_apart(tmp_path: Path) -> None:
     out = tmp_path / "results"
     main(["report", "--runs-dir", str(runs), "--out", str(out)])
     rows = [line for line in (out / "comparison.md").read_text().splitlines() if "| pop" in line]
-    assert len(rows) == 2 and all("[" in r for r in rows)  # labelled by config id
+    assert len(rows) == 2 and all("(config " in r for r in rows)  # labelled by config id
     assert all("| 1 |" in r for r in rows)  # one seed each
     assert oct(records[0].stat().st_mode & 0o777) != oct(0o600)  # shareable, like a plain open()
 

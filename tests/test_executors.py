@@ -12,6 +12,7 @@ import faultkit  # noqa: F401  (registers the test-only models)
 from faultkit import SMALL, SMALL2, comparable, ranks
 from sessbench.cli import main
 from sessbench.data.registry import parse_dataset
+from sessbench.errors import ConfigError
 from sessbench.dask_executor import DaskExecutor, dask_run_task
 from sessbench.executors import InProcessExecutor, ProcessPoolExecutor, make_executor
 from sessbench.results import iter_records
@@ -186,3 +187,34 @@ def test_dask_not_installed_is_a_clear_error(
     assert main([*GRID, "--runs-dir", str(tmp_path), "--executor", "dask"]) == 2
     err = capsys.readouterr().err
     assert "pip install 'sessbench[dask]'" in err and "Traceback" not in err
+
+
+def test_choose_parallelism_never_oversubscribes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessbench.executors import JOBS_ENV, choose_parallelism
+
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    assert choose_parallelism(21, on_gpu=False, cores=2) == (2, 1)  # 2 cores: 2 runs, 1 thread each
+    assert choose_parallelism(1, on_gpu=False, cores=8) == (1, 8)  # one run gets every core
+    assert choose_parallelism(21, on_gpu=False, threads=2, cores=8) == (4, 2)
+    assert choose_parallelism(21, on_gpu=False, jobs=3, cores=8) == (3, 2)
+    assert choose_parallelism(21, on_gpu=True, cores=16) == (1, 16)  # runs would share the card
+    for n_runs in range(1, 9):
+        for cores in range(1, 17):
+            jobs, threads = choose_parallelism(n_runs, on_gpu=False, cores=cores)
+            assert jobs * threads <= cores and jobs <= n_runs
+    monkeypatch.setenv(JOBS_ENV, "1")
+    assert choose_parallelism(21, on_gpu=False, cores=2) == (1, 2)
+    monkeypatch.setenv(JOBS_ENV, "zero")
+    with pytest.raises(ConfigError, match="SESSBENCH_JOBS"):
+        choose_parallelism(21, on_gpu=False, cores=2)
+
+
+def test_a_default_grid_runs_one_run_per_core(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from sessbench.executors import JOBS_ENV
+
+    monkeypatch.delenv(JOBS_ENV, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert main(["--quiet", "run", "--models", "pop,s-pop", "--dataset", SMALL, "--runs-dir", str(tmp_path)]) == 0
+    assert "2 at a time, 1 torch thread(s) each" in capsys.readouterr().err
+    threads = {r["environment"]["torch_threads"] for r in iter_records(tmp_path)}
+    assert threads == {1}

@@ -286,14 +286,14 @@ def test_groups_of_one_model_are_named_by_the_hyperparameters_that_differ() -> N
         "bbb": {"lr": 0.001, "lr_schedule": "official_torch2", "item_rows": 37483},
     }
     assert config_label("srgnn", "aaa", {"aaa": configs["aaa"]}) == "srgnn"
-    assert config_label("srgnn", "aaa", configs) == "srgnn [item_rows=None, lr_schedule=after_epoch]"
-    assert config_label("srgnn", "bbb", configs) == "srgnn [item_rows=37483, lr_schedule=official_torch2]"
+    assert config_label("srgnn", "aaa", configs) == "srgnn (item_rows=None, paper's lr timing)"
+    assert config_label("srgnn", "bbb", configs) == "srgnn (item_rows=37483, official code's lr timing)"
     same = {"aaa": {"lr": 0.1}, "bbb": {"lr": 0.1}}  # only settings differ: fall back to the id
-    assert config_label("srgnn", "bbb", same) == "srgnn [bbb]"
+    assert config_label("srgnn", "bbb", same) == "srgnn (config bbb)"
     # siblings are the configurations of one model in one scope (dataset and protocol) only
     labels = config_labels({
         ("d1", "srgnn", "aaa"): configs["aaa"], ("d1", "srgnn", "bbb"): configs["bbb"],
         ("d2", "srgnn", "aaa"): configs["aaa"], ("d1", "narm", "ccc"): {"lr": 0.5},
     })
-    assert labels[("d1", "srgnn", "bbb")] == "srgnn [item_rows=37483, lr_schedule=official_torch2]"
+    assert labels[("d1", "srgnn", "bbb")] == "srgnn (item_rows=37483, official code's lr timing)"
     assert labels[("d2", "srgnn", "aaa")] == "srgnn" and labels[("d1", "narm", "ccc")] == "narm"

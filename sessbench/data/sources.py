@@ -80,7 +80,7 @@ class DataSource:
     def describe(self) -> str:
         """One line for messages: kind, files and the start of their checksums."""
         if not self.files:
-            return f"{self.kind} ({canonical_json(self.params)})" if self.params else self.kind
+            return f"{self.kind} (parameters {self.digest})" if self.params else self.kind
         files = ", ".join(f"{f.name} {f.sha256[:8]}" for f in self.files)
         return f"{self.kind}: {files}"
 

@@ -93,8 +93,8 @@ def grouped_bars(ax, categories: list[str], series: list[Series], ylabel: str, *
                     ax.text(x, mean / 2, f"{mean:.2f}", rotation=90, ha="center", va="center", fontsize=7,
                             color="white" if dark else "black")
     ax.set_xticks(range(len(categories)))
-    if any(" [" in c for c in categories):  # configuration labels: one hyperparameter per line
-        categories = [c.replace(" [", "\n[").replace(", ", "\n") for c in categories]
+    if any(" (" in c for c in categories):  # configuration labels: one hyperparameter per line
+        categories = [c.replace(" (", "\n(").replace(", ", "\n") for c in categories]
         rotate = False
     if rotate:
         ax.set_xticklabels(categories, rotation=35, ha="right", rotation_mode="anchor")

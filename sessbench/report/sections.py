@@ -34,19 +34,18 @@ def _label(group: RunGroup) -> Cell:
 
 
 def mark_best(table: Table, rows: list[int], column: str, groups: list[RunGroup], value_of: Any) -> None:
-    """Bold the best (highest) value of `column` among `rows` (the oracle excluded), ties included.
+    """Bold the one best (highest) value of `column` among `rows` (the oracle excluded).
 
-    Values are compared as displayed (2 decimals), so two cells that read the same are both marked.
+    Compared at full precision, so one cell is bold per column and protocol; on an exact tie the
+    first row (the paper's model order) is.
     """
     col = table.column_index(column)
     scored = [(i, value_of(g)) for i, g in zip(rows, groups) if g.model != ORACLE]
-    scored = [(i, round(100 * v, 2)) for i, v in scored if v is not None]
+    scored = [(i, v) for i, v in scored if v is not None]
     if len(scored) < 2:
         return
-    best = max(v for _, v in scored)
-    for i, v in scored:
-        if v == best:
-            table.rows[i][col].bold = True
+    best = max(scored, key=lambda iv: iv[1])[0]  # max keeps the first of equal values
+    table.rows[best][col].bold = True
 
 
 # ---------------------------------------------------------------------------- Table 1
@@ -345,7 +344,7 @@ def _table2_notes(
     table: Table, store: Store, dataset: str, has_paper: bool, full: bool, has_oracle: bool,
     families: dict[str, Family], reference: str,
 ) -> None:
-    table.note("Bold: the best value of the column among the models of one protocol (the oracle excluded).")
+    table.note("Bold: the best value of the column among the models of one protocol (the oracle excluded; one per column).")
     if has_paper:
         if full:
             table.note(f"paper: {PAPER_SHORT}, Table 2; Δ: ours minus the paper's, in percentage points.")

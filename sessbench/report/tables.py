@@ -40,21 +40,48 @@ class Row:
         return math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
 
 
+#: how a varied hyperparameter reads in a row label: (key, value) -> phrase, or key -> phrase format
+READABLE_PARAMS: dict[Any, str] = {
+    ("lr_schedule", "official_torch2"): "official code's lr timing",
+    ("lr_schedule", "after_epoch"): "paper's lr timing",
+    ("backoff", "none"): "no back-off",
+    ("backoff", "popularity"): "popularity back-off",
+    ("session_factor", "none"): "no session factor",
+    ("session_factor", "mean"): "prefix-mean session factor",
+    "lr": "lr {value:g}",
+    "epochs": "{value} epochs",
+    "dropout": "dropout {value:g}",
+    "hidden_size": "hidden {value}",
+}
+
+
+def readable_param(key: str, value: Any) -> str:
+    """A hyperparameter setting as a reader would say it (`official code's lr timing`, `lr 0.01`)."""
+    phrase = READABLE_PARAMS.get((key, value)) if isinstance(value, (str, int, float, bool)) else None
+    if phrase:
+        return phrase
+    template = READABLE_PARAMS.get(key)
+    if template and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return template.format(value=value)
+    return f"{key}={value}"
+
+
 def config_label(model: str, config_id: str, configs: dict[str, dict[str, Any]]) -> str:
     """How a run group is named when one model ran with several configurations on one dataset.
 
     `configs` maps each sibling's config_id to its hyperparameters. The label names the
-    hyperparameters whose values differ among the siblings (`srgnn [lr_schedule=official_torch2]`),
-    so a reader sees what was varied; the config_id is the fallback when only settings differ.
+    hyperparameters whose values differ among the siblings (`srgnn (official code's lr timing)`,
+    `narm (lr 0.01)`), so a reader sees what was varied; the config_id is the fallback when only
+    settings differ.
     """
     if len(configs) < 2:
         return model
     keys = sorted({k for params in configs.values() for k in params})
     varied = [k for k in keys if len({json.dumps(p.get(k), sort_keys=True, default=str) for p in configs.values()}) > 1]
     if not varied:
-        return f"{model} [{config_id}]"
+        return f"{model} (config {config_id})"
     params = configs[config_id]
-    return f"{model} [{', '.join(f'{k}={params.get(k)}' for k in varied)}]"
+    return f"{model} ({', '.join(readable_param(k, params.get(k)) for k in varied)})"
 
 
 def config_labels(params: dict[tuple[Any, str, str], dict[str, Any]]) -> dict[tuple[Any, str, str], str]:
