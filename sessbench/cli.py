@@ -12,7 +12,6 @@ import logging
 import shlex
 import sys
 import traceback
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -319,92 +318,35 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import torch
-
-    from sessbench.config import ParamResolver, default_config_dir, load_experiment, parse_set_options
-    from sessbench.data.registry import parse_dataset
-    from sessbench.models import get_model, load_plugins, resolve_models
+    from sessbench import api
     from sessbench.report.tables import text_table
-    from sessbench.runner import RunSettings, Runner, plan_runs
 
-    exp = load_experiment(args.config)
-    models_arg = args.models or exp["models"]
-    datasets_arg = args.datasets or exp["datasets"]
-    seeds = _int_list(args.seeds, "--seeds", "0,1,2") if args.seeds is not None else exp["seeds"]
-    protocol = args.protocol or exp["protocol"]
-    settings = RunSettings(
-        validation_fraction=float(args.validation_fraction if args.validation_fraction is not None else exp["validation_fraction"]),
-        device=args.device or exp["device"],
-        time_budget_s=args.time_budget_s if args.time_budget_s is not None else exp["time_budget_s"],
-        eval_batch_size=args.eval_batch_size if args.eval_batch_size is not None else exp["eval_batch_size"],
-    )
-    if not 0 <= settings.validation_fraction < 1:
-        raise SessbenchError(f"--validation-fraction must be in [0, 1), got {settings.validation_fraction}")
-    if settings.eval_batch_size is not None and settings.eval_batch_size < 1:
-        raise SessbenchError(f"--eval-batch-size must be a positive number of prefixes, got {settings.eval_batch_size}")
-    if settings.time_budget_s is not None and settings.time_budget_s <= 0:
-        raise SessbenchError(f"--time-budget must be a positive number of seconds, got {settings.time_budget_s}")
-    if args.save_recs is not None and args.save_recs < 1:
-        raise SessbenchError(f"--save-recs must be a positive list length K, got {args.save_recs}")
-    if args.recs_cap < 1:
-        raise SessbenchError(f"--recs-cap must be a positive factor (lists hold at most FACTOR x K items), got {args.recs_cap}")
-    settings = replace(settings, save_recs=args.save_recs, recs_cap_factor=args.recs_cap, refit=not args.no_refit)
     if args.force_prepare:
         print("sessbench: --force-prepare is now spelled --force (as in the data commands); it still works", file=sys.stderr)
-    if args.threads is not None and args.threads < 1:
-        raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
-    if args.jobs is not None and args.jobs < 1:
-        raise SessbenchError(f"--jobs must be at least 1, got {args.jobs}")
-
-    load_plugins()
-    names = resolve_models(models_arg)
-    specs = [get_model(n) for n in names]
-    ds_params = {**exp["dataset_params"], **_dataset_params(args.dataset_param)}
-    requests = [parse_dataset(d, ds_params) for d in datasets_arg]
-    resolver = ParamResolver(
-        config_dir=args.config_dir or default_config_dir(),
-        experiment_params=exp["params"],
-        cli_params=parse_set_options(args.set),
-        experiment_source=exp.get("_source", "--config"),
-        experiment_lines=exp.get("_lines", {}),
+    grid = api.prepare_grid(
+        args.models, args.datasets, _int_list(args.seeds, "--seeds", "0,1,2") if args.seeds is not None else None,
+        args.protocol, config=args.config, config_dir=args.config_dir, set=args.set,
+        dataset_params=_dataset_params(args.dataset_param) or None, validation_fraction=args.validation_fraction,
+        device=args.device, time_budget_s=args.time_budget_s, eval_batch_size=args.eval_batch_size,
+        save_recs=args.save_recs, recs_cap=args.recs_cap, refit=not args.no_refit, runs_dir=args.runs_dir,
+        data_dir=args.data_dir, cache_dir=args.cache_dir, resume=args.resume, force=args.force or args.force_prepare,
+        executor=args.executor, jobs=args.jobs, threads=args.threads, timeout_s=args.timeout_s,
+        scheduler=args.scheduler, check_memory=not args.no_memory_check, checkpoint_dir=args.checkpoint_dir,
+        progress=_progress_factory(not args.quiet), invocation=shlex.join(["sessbench", *sys.argv[1:]]),
     )
-    resolver.check_all(specs, [r.name for r in requests])
-    plan = plan_runs(names, requests, seeds, protocol, lambda m, d: resolver.resolve(get_model(m), d), settings)
-
-    runs_dir = args.runs_dir or Path(exp["runs_dir"])
-    data_dir = args.data_dir or (Path(exp["data_dir"]) if exp["data_dir"] else None)
-    cache_dir = args.cache_dir or (Path(exp["cache_dir"]) if exp["cache_dir"] else None)
-    from sessbench.executors import make_executor
-
-    jobs, threads = args.jobs, args.threads
-    if args.executor == "local":
-        from sessbench.executors import choose_parallelism
-        from sessbench.training import resolve_device
-
-        on_gpu = resolve_device(settings.device).type != "cpu"
-        jobs, threads = choose_parallelism(len(plan), on_gpu, args.jobs, args.threads)
-        if jobs == 1 and args.timeout_s is None:
-            jobs = None  # one by one in this process
-        torch.set_num_threads(threads)
-    executor = make_executor(args.executor, jobs=jobs, timeout_s=args.timeout_s, scheduler=args.scheduler, threads=threads)
-    runner = Runner(
-        runs_dir=runs_dir, data_dir=data_dir, cache_dir=cache_dir, force_prepare=args.force or args.force_prepare,
-        resume=args.resume, progress=_progress_factory(not args.quiet), executor=executor,
-        check_memory=not args.no_memory_check, checkpoint_dir=args.checkpoint_dir,
-    )
-    plan = runner.resolve(plan)
+    plan, runs_dir = grid.plan, grid.runner.runs_dir
     for key, request in {s.dataset.identity_key: s.dataset for s in plan}.items():
         print(f"sessbench: {request.key}: {request.source.describe() if request.source else key}", file=sys.stderr)
     if args.plan:
-        from sessbench.estimate import estimate_plan, format_plan
+        from sessbench.estimate import format_plan
 
-        todo = [s for s in plan if not (args.resume and runner._finished(s))]
-        if len(todo) < len(plan):
-            print(f"sessbench: {len(plan) - len(todo)} of {len(plan)} runs are finished (--resume skips them)", file=sys.stderr)
-        print(format_plan(estimate_plan(todo, runner), jobs=jobs or 1), end="")
+        rows = grid.estimates()
+        if len(rows) < len(plan):
+            print(f"sessbench: {len(plan) - len(rows)} of {len(plan)} runs are finished (--resume skips them)", file=sys.stderr)
+        print(format_plan(rows, jobs=grid.jobs or 1), end="")
         return 0
-    print(f"sessbench: {len(plan)} runs ({', '.join(names)} on {', '.join(r.key for r in requests)}, "
-          f"seeds {seeds}, protocol {protocol}) -> {runs_dir}/; {jobs or 1} at a time, {threads or torch.get_num_threads()} "
+    print(f"sessbench: {len(plan)} runs ({', '.join(grid.models)} on {', '.join(r.key for r in grid.datasets)}, "
+          f"seeds {grid.seeds}, protocol {grid.protocol}) -> {runs_dir}/; {grid.jobs or 1} at a time, {grid.threads} "
           f"torch thread(s) each", file=sys.stderr)
 
     done = [0]
@@ -419,10 +361,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             msg = f"FAILED ({reason}): {rec['error']['type']}: {rec['error']['message']}"
         print(f"  [{done[0]}/{len(plan)}] {rec['model']:<14} {rec['dataset']:<18} seed {rec['seed']}: {msg}", file=sys.stderr)
 
-    runner.run(plan, on_record=report)
-    from sessbench.results import read_record, record_path
-
-    records = [r for r in (read_record(record_path(runs_dir, s.run_id)) for s in plan) if r is not None]
+    records = grid.execute(on_record=report)
     print()
     print(text_table(*summary_table(records)), end="")
     failed = sum(r["status"] != "ok" for r in records)
