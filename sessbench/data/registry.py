@@ -339,12 +339,13 @@ def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = N
         clicks = readers.read_diginetica_views(sources[0], progress=progress)
     else:  # clicks
         clicks = readers.read_click_log(
-            sources[0], p["session_col"], p["item_col"], p["time_col"], time_format=p["time_format"], sep=p["sep"]
+            sources[0], p["session_col"], p["item_col"], p["time_col"], time_format=p["time_format"], sep=p["sep"],
+            warn=False,
         )
     split_days = float(p["test_days"]) if d.kind == "clicks" else d.split_days
     if log is not None:
         log.info("SR-GNN preprocessing of %s clicks from %s", f"{len(clicks):,}", sources[0].name)
-    return prepare_srgnn(
+    split = prepare_srgnn(
         clicks,
         name="yoochoose" if d.kind == "yoochoose" else d.name,
         split_seconds=int(split_days * DAY_SECONDS),
@@ -352,6 +353,22 @@ def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = N
         meta={"source_files": [s.name for s in sources]},
         progress=progress,
     )
+    if d.kind != "clicks":
+        return split
+    from sessbench.data.checks import split_warnings
+
+    warnings = list(clicks.attrs.get("warnings") or []) + split_warnings(split)
+    return replace(split, meta={**split.meta, WARNINGS_KEY: warnings}) if warnings else split
+
+
+#: Split.meta key of the warnings found while preparing a split (logged on every load)
+WARNINGS_KEY = "warnings"
+
+
+def log_split_warnings(split: Split, log: logging.Logger, key: str) -> None:
+    """Log the warnings a split's preparation found, each time it is loaded (cached or not)."""
+    for message in split.meta.get(WARNINGS_KEY) or []:
+        log.warning("%s: %s", key, message)
 
 
 def preparation_code_version() -> str:
@@ -362,6 +379,16 @@ def preparation_code_version() -> str:
 
     h = hashlib.sha256()
     for module in (readers, srgnn_preprocess, sessions):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _module_version(*modules: Any) -> str:
+    """A hash of further modules a kind of dataset is prepared with (its cache entries only)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for module in modules:
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()[:12]
 
@@ -400,6 +427,7 @@ def load_dataset(
         split = load_imported(str(request.path), cache)
         return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}))
 
+    extra: dict[str, Any] = {}
     if source.kind == KIND_OFFICIAL:
         official = find_official_split(request, data_dir)
         assert official is not None
@@ -412,11 +440,16 @@ def load_dataset(
         # are taken from it on load (a cheap slice), so the 33M-row file is prepared once.
         base = replace(request, definition=DATASETS["yoochoose"]) if d.kind == "yoochoose" else request
         build = lambda: _build_srgnn(base, files, progress, log)  # noqa: E731
+        if d.kind == "clicks":
+            from sessbench.data import checks
+
+            extra = {"modules": _module_version(checks)}
     params = {
         "dataset": base.key,
         "source": source.digest,
         "code": preparation_code_version(),
         **({"split_days": base.definition.split_days} if source.kind == KIND_RAW else {}),
+        **extra,
         **base.params,
     }
     split = load_or_build(
@@ -435,6 +468,7 @@ def load_dataset(
         split = cut_training_fraction(split, d.fraction)
     if source.kind == KIND_OFFICIAL:
         _check_official_counts(request, split, official.folder)
+    log_split_warnings(split, log, request.key)
     split = replace(split, name=d.name, meta={**split.meta, "source": source.to_record()})
     return LoadedDataset(request, split)
 
