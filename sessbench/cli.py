@@ -217,13 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "stats":
             q.add_argument("--json", action="store_true", help="machine-readable output")
         q.set_defaults(func=func)
-    q = dsub.add_parser("export", help="write a prepared split for other frameworks", description="Export a prepared split: srgnn-json (the official preprocessing's schema), recbole (atomic .inter files) or session-rec (TSV).")
+    q = dsub.add_parser(
+        "export", help="write a prepared split for other frameworks",
+        description="Export a prepared split: srgnn-json (the official preprocessing's schema), recbole (atomic "
+        ".inter files), session-rec (TSV) or item-map (the item numbering 1..n they use, beside the raw ids). "
+        "Files are named after the dataset (click logs: after their file and their data's digest, so exports of "
+        "several never overwrite each other).",
+    )
     q.add_argument("dataset")
-    q.add_argument("--format", required=True, choices=["srgnn-json", "recbole", "session-rec"])
+    q.add_argument("--format", required=True, choices=["srgnn-json", "recbole", "session-rec", "item-map"])
     q.add_argument(
         "--validation-fraction", type=float, default=0.1,
         help="recbole / session-rec: share of training sessions written as the validation part "
-        "(default 0.1; srgnn-json always writes the official training list)",
+        "(default 0.1; 0: none; srgnn-json always writes the whole training list)",
     )
     q.add_argument("--out", required=True, type=Path, help="output file (srgnn-json) or folder")
     q.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
@@ -558,12 +564,13 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 def cmd_data_export(args: argparse.Namespace) -> int:
     from sessbench.data.export import export_split
+    from sessbench.data.registry import export_name
 
     loaded = _load(args)
     split = loaded.split
-    if args.format != "srgnn-json" and args.validation_fraction > 0:
+    if args.format in ("recbole", "session-rec") and args.validation_fraction > 0:
         split = split.with_validation(args.validation_fraction)
-    for path in export_split(split, args.format, args.out):
+    for path in export_split(split, args.format, args.out, export_name(loaded.request)):
         print(path)
     return 0
 

@@ -326,6 +326,25 @@ def raw_sources(request: DatasetRequest, data_dir: Path | None) -> list[Path]:
     return [find_raw_file(folder, d.raw_file, d.label, d.url)]
 
 
+def export_name(request: DatasetRequest) -> str:
+    """The NAME an export's files take: the dataset's name, made unique where the name alone
+    does not say which data it is (clicks:PATH and split:DIR: the file's or folder's name and
+    the source digest; synthetic with parameters: the digest), so that two of them exported into
+    one folder never overwrite each other's files."""
+    import re
+
+    d = request.definition
+    digest = request.source.digest[:8] if request.source is not None else "nosource"
+    if d.kind in ("clicks", "split"):
+        path = Path(request.path or d.kind)
+        stem = path.name if d.kind == "split" else path.stem
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or d.kind
+        return f"{d.kind}-{slug}-{digest}"
+    if d.kind == "synthetic" and request.params:
+        return f"synthetic-{digest}"
+    return d.name if d.kind != "official" else str(request.path)
+
+
 def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = None, log: Any = None) -> Split:
     """Read the raw file and run the SR-GNN preprocessing (the YOOCHOOSE cuts come later)."""
     from sessbench.data import readers
