@@ -221,15 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write a prepared split for other frameworks",
         description="Export a prepared split: srgnn-json (the official preprocessing's schema), recbole (atomic "
         ".inter files), session-rec (TSV) or item-map (the item numbering 1..n they use, beside the raw ids). "
-        "Files are named after the dataset (click logs: after their file and their data's digest, so exports of "
-        "several never overwrite each other).",
+        "Files are named after the dataset (click logs and ready-made splits: after their file or folder and "
+        "their data's digest, so exports of several never overwrite each other).",
     )
     q.add_argument("dataset")
     q.add_argument("--format", required=True, choices=["srgnn-json", "recbole", "session-rec", "item-map"])
     q.add_argument(
         "--validation-fraction", type=float, default=0.1,
         help="recbole / session-rec: share of training sessions written as the validation part "
-        "(default 0.1; 0: none; srgnn-json always writes the whole training list)",
+        "(default 0.1; a ready-made split with its own validation part writes that one; 0: none; srgnn-json "
+        "always writes the whole training list)",
     )
     q.add_argument("--out", required=True, type=Path, help="output file (srgnn-json) or folder")
     q.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
@@ -564,12 +565,18 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 def cmd_data_export(args: argparse.Namespace) -> int:
     from sessbench.data.export import export_split
+    from sessbench.data.ready_split import GIVEN_VALIDATION, given_validation
     from sessbench.data.registry import export_name
 
     loaded = _load(args)
     split = loaded.split
     if args.format in ("recbole", "session-rec") and args.validation_fraction > 0:
-        split = split.with_validation(args.validation_fraction)
+        if split.meta.get(GIVEN_VALIDATION):  # a ready-made split brings its own validation part
+            split = given_validation(split)
+            log.info("writing the split's own validation part (%d sessions), not a --validation-fraction carve",
+                     split.valid.n_sessions if split.valid is not None else 0)
+        else:
+            split = split.with_validation(args.validation_fraction)
     for path in export_split(split, args.format, args.out, export_name(loaded.request)):
         print(path)
     return 0
