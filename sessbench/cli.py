@@ -167,11 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="score a recommendation-list file from any framework with our metrics",
         description="Compute P@K and MRR@K (tie-aware, as in run records) of a list file in session-rec's layout "
         "SessionId;Position;Recommendations[;Scores] (CSV with ';', .parquet, or a saved .recs.npz) on a "
-        "dataset's test prefixes, matched by raw session id and Position (prefix length - 1). Prefixes "
-        "without a row count as misses.",
+        "dataset's test prefixes, matched by session id and Position (prefix length - 1). Prefixes "
+        "without a row count as misses (see --only-listed). Optional columns Prefix, LastItem and Target "
+        "(what a row was computed for) are checked against the split, and mismatches shown.",
     )
     p.add_argument("--recs", required=True, type=Path, help="the list file")
     p.add_argument("--dataset", required=True, help="the dataset the lists were made on, e.g. diginetica or synthetic")
+    p.add_argument("--ids", choices=["original", "exported"], default="original",
+                   help="item (and session) numbering of the file: original = the dataset's raw ids (default; what "
+                   "'recs export' writes), exported = the numbering 'sessbench data export' writes (items 1..n)")
+    p.add_argument("--only-listed", nargs="?", const="prefixes", choices=["prefixes", "sessions"],
+                   help="score only the test prefixes the file has rows for (or, with 'sessions', every prefix of "
+                   "the sessions it has rows for) instead of counting the others as misses")
     p.add_argument("--ks", help="comma list of cut-offs (default: 5, 10, 20 as far as the shortest list allows)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
@@ -225,13 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "stats":
             q.add_argument("--json", action="store_true", help="machine-readable output")
         q.set_defaults(func=func)
-    q = dsub.add_parser("export", help="write a prepared split for other frameworks", description="Export a prepared split: srgnn-json (the official preprocessing's schema), recbole (atomic .inter files) or session-rec (TSV).")
+    q = dsub.add_parser(
+        "export", help="write a prepared split for other frameworks",
+        description="Export a prepared split: srgnn-json (the official preprocessing's schema), recbole (atomic "
+        ".inter files), session-rec (TSV) or item-map (the item numbering 1..n they use, beside the raw ids). "
+        "Files are named after the dataset (click logs and ready-made splits: after their file or folder and "
+        "their data's digest, so exports of several never overwrite each other).",
+    )
     q.add_argument("dataset")
-    q.add_argument("--format", required=True, choices=["srgnn-json", "recbole", "session-rec"])
+    q.add_argument("--format", required=True, choices=["srgnn-json", "recbole", "session-rec", "item-map"])
     q.add_argument(
         "--validation-fraction", type=float, default=0.1,
         help="recbole / session-rec: share of training sessions written as the validation part "
-        "(default 0.1; srgnn-json always writes the official training list)",
+        "(default 0.1; a ready-made split with its own validation part writes that one; 0: none; srgnn-json "
+        "always writes the whole training list)",
     )
     q.add_argument("--out", required=True, type=Path, help="output file (srgnn-json) or folder")
     q.add_argument("--force", action="store_true", help="rebuild the prepared split even if cached")
@@ -408,14 +422,16 @@ def cmd_recs_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from sessbench.recs import evaluate_lists, format_evaluation, read_lists
 
     ks = None if args.ks is None else _int_list(args.ks, "--ks", "5,10,20", minimum=1)
     if not args.recs.is_file():
         raise SessbenchError(f"--recs {args.recs} does not exist: pass a list file (CSV, .parquet or .recs.npz)")
     split = _load(args).split
-    lists = read_lists(args.recs, split.item_ids.dtype)
-    ev = evaluate_lists(lists, split, ks)
+    lists = read_lists(args.recs, np.dtype(np.int64) if args.ids == "exported" else split.item_ids.dtype)
+    ev = evaluate_lists(lists, split, ks, ids=args.ids, only_listed=args.only_listed)
     if args.json:
         print(json.dumps({"file": str(args.recs), "dataset": args.dataset, **ev.to_dict()}, indent=2))
     else:
@@ -562,12 +578,19 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
 
 def cmd_data_export(args: argparse.Namespace) -> int:
     from sessbench.data.export import export_split
+    from sessbench.data.ready_split import GIVEN_VALIDATION, given_validation
+    from sessbench.data.registry import export_name
 
     loaded = _load(args)
     split = loaded.split
-    if args.format != "srgnn-json" and args.validation_fraction > 0:
-        split = split.with_validation(args.validation_fraction)
-    for path in export_split(split, args.format, args.out):
+    if args.format in ("recbole", "session-rec") and args.validation_fraction > 0:
+        if split.meta.get(GIVEN_VALIDATION):  # a ready-made split brings its own validation part
+            split = given_validation(split)
+            log.info("writing the split's own validation part (%d sessions), not a --validation-fraction carve",
+                     split.valid.n_sessions if split.valid is not None else 0)
+        else:
+            split = split.with_validation(args.validation_fraction)
+    for path in export_split(split, args.format, args.out, export_name(loaded.request)):
         print(path)
     return 0
 

@@ -264,3 +264,36 @@ def test_bad_format_and_bad_out(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError):
         export_split(make_split(), "session-rec", tmp_path / "file")
+
+
+def test_two_click_logs_never_overwrite_each_others_exports(tmp_path: Path) -> None:
+    from sessbench.cli import main
+
+    rng = np.random.default_rng(1)
+    out = tmp_path / "out"
+    for folder in ("a", "b"):  # the same file name in two folders, different content
+        rows = ["session_id,item_id,timestamp"]
+        for s in range(200):
+            rows += [f"{s},{int(rng.integers(1, 20))},{1_704_067_200 + s * 4_000 + t}" for t in range(3)]
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "log.csv").write_text("\n".join(rows) + "\n")
+        for fmt in ("srgnn-json", "session-rec", "recbole", "item-map"):
+            target = out if fmt != "srgnn-json" else out / "json"
+            target.mkdir(parents=True, exist_ok=True)
+            assert main(["--quiet", "data", "export", f"clicks:{tmp_path / folder / 'log.csv'}", "--cache-dir",
+                         str(tmp_path / "cache"), "--format", fmt, "--out", str(target)]) == 0
+    jsons = sorted(p.name for p in (out / "json").iterdir())
+    assert len(jsons) == 2 and all(n.startswith("clicks-log-") for n in jsons)
+    assert len(list(out.glob("clicks-log-*_test.txt"))) == 2
+    assert len([p for p in out.iterdir() if p.is_dir() and p.name.startswith("clicks-log-")]) == 2  # recbole folders
+    assert len(list(out.glob("clicks-log-*_items.tsv"))) == 2
+
+
+def test_item_map_export(tmp_path: Path) -> None:
+    (path,) = export_split(make_split(), "item-map", tmp_path)
+    assert path.name == "toy_items.tsv"
+    frame = pd.read_csv(path, sep="\t")
+    assert list(frame.columns) == ["item", "raw_id"]
+    assert frame["item"].tolist() == list(range(1, 13)) and frame["raw_id"].tolist() == list(range(1001, 1013))
+    (named,) = export_split(make_split(), "item-map", tmp_path, name="other")
+    assert named.name == "other_items.tsv"

@@ -288,3 +288,70 @@ def test_blank_line_scan_across_chunk_boundaries(tmp_path: Path, monkeypatch, ch
     expected = [k + 1 for k, line in enumerate(text.split("\n")[:-1]) if line in ("", "\r")]
     monkeypatch.setattr(readers, "_SCAN_BYTES", chunk)
     assert readers._blank_lines(path).tolist() == expected
+
+
+# ---------------------------------------------------------------------------- session-id checks
+def test_click_log_without_a_time_column_keeps_file_order(tmp_path: Path) -> None:
+    frame = read_click_log(write(tmp_path, "log.csv", "s,i\n7,3\n7,1\n8,2\n"), "s", "i", None)
+    assert frame["seq"].tolist() == [0, 1, 2] and frame["time"].tolist() == [0, 0, 0]
+    assert frame["item"].tolist() == [3, 1, 2] and frame.attrs["warnings"] == []
+
+
+def test_a_session_id_in_separate_places_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # grouped by session (times go back at each new session), and session 1 comes back later
+    text = "s,i,t\n1,5,100\n1,6,101\n2,5,50\n2,7,51\n1,8,300\n3,5,10\n"
+    with caplog.at_level("WARNING", logger="sessbench.data"):
+        frame = read_click_log(write(tmp_path, "log.csv", text), "s", "i", "t")
+    (warning,) = frame.attrs["warnings"]
+    assert "1 session ids occur in separate places" in warning and "1 at lines 2 and 6" in warning
+    assert warning in caplog.text
+    quiet = read_click_log(tmp_path / "log.csv", "s", "i", "t", warn=False)
+    assert quiet.attrs["warnings"] == [warning]
+
+
+def test_sessions_interleaved_in_time_order_are_not_reported(tmp_path: Path) -> None:
+    text = "s,i,t\na,5,100\nb,6,101\na,5,102\nb,7,103\n"
+    assert read_click_log(write(tmp_path, "log.csv", text), "s", "i", "t").attrs["warnings"] == []
+
+
+def test_a_session_spanning_days_is_reported(tmp_path: Path) -> None:
+    day = 86_400
+    text = f"s,i,t\nu1,5,{10 * day}\nu2,6,{10 * day + 5}\nu1,5,{13 * day}\nu3,6,{13 * day + 1}\n"
+    (warning,) = read_click_log(write(tmp_path, "log.csv", text), "s", "i", "t").attrs["warnings"]
+    assert "1 sessions span more than a day" in warning and "u1 (3.0 days)" in warning
+
+
+def test_click_log_dataset_warnings_are_logged_on_every_load(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from sessbench.data.registry import load_dataset, parse_dataset
+
+    rows = ["session_id,item_id,timestamp"]
+    start = 1_704_067_200
+    for s in range(200):  # sessions of 3 clicks over 10 days; session 7 reuses its id 5 days later
+        rows += [f"{s},{(s + k) % 12},{start + s * 4_000 + k}" for k in range(3)]
+    rows += [f"7,{k},{start + 5 * 86_400 + k}" for k in (1, 2)]
+    path = write(tmp_path, "log.csv", "\n".join(rows) + "\n")
+    request = parse_dataset(f"clicks:{path}")
+    for _ in range(2):  # built, then from the cache
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            split = load_dataset(request, cache_dir=tmp_path / "cache").split
+        assert "log.csv: 1 sessions span more than a day of clicks, e.g. 7 (4.7 days)" in caplog.text
+        assert "log.csv: 1 session ids occur in separate places of the file" in caplog.text  # appended rows
+        assert "22 of 22 test sessions (100.0%) repeat a training session's item sequence exactly" in caplog.text
+        assert len(split.meta["warnings"]) == 3
+
+
+def test_repeated_sessions_compare_whole_sequences() -> None:
+    from sessbench.data.checks import repeated_sessions
+    from sessbench.data.sessions import SessionSet
+
+    train = SessionSet.from_lists([[1, 2], [2, 1], [3, 3, 3], [7]])
+    test = SessionSet.from_lists([[2, 1], [1, 2, 3], [3, 3, 3], [3, 3], [7], [1]])
+    assert repeated_sessions(train, test).tolist() == [1, -1, 2, -1, 3, -1]
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 6, size=3000)
+    big = SessionSet.from_lengths(rng.integers(1, 4, size=int(lengths.sum())).astype(np.int32), lengths)
+    match = repeated_sessions(big, big)
+    assert (match >= 0).all()
+    chosen = np.flatnonzero(match >= 0)
+    assert all(big.session(int(a)).tolist() == big.session(int(b)).tolist() for a, b in zip(chosen[:500], match[chosen[:500]]))

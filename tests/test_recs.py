@@ -233,7 +233,7 @@ def test_missing_columns_and_bad_ids_are_clear(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"missing column\(s\) Recommendations.*session-rec's layout"):
         read_lists(path, np.dtype(np.int64))
     path.write_text("SessionId;Position;Recommendations\n1;0;5,6\n7;0;8,b\n")
-    with pytest.raises(DataFormatError, match=r"row 2 \(SessionId 7\) recommends 'b', not a int64"):
+    with pytest.raises(DataFormatError, match=r"row 2 \(SessionId 7\): Recommendations value 'b' is not an integer id"):
         read_lists(path, np.dtype(np.int64))
     path.write_text("SessionId,Position,Recommendations\n1,0,5\n")
     with pytest.raises(DataFormatError, match="looks comma-separated.*';'"):

@@ -27,13 +27,20 @@ Formats:
   integers that keep the click order; the session's clicks span len-1 seconds after its stored
   timestamp.
 
-NAME is `split.name`.
+* ``item-map``: ``NAME_items.tsv``, the split's item numbering: ``item`` (1..n_items, what the
+  other formats write) and ``raw_id`` (the dataset's id), one row per item.
+
+NAME is `split.name`, or the `name` given to `export_split`: the command line gives click logs
+and ready-made splits a name made of the file's (folder's) name and their source's digest
+(`sessbench.data.registry.export_name`), so two of them exported into one folder never
+overwrite each other's files.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -45,20 +52,28 @@ from sessbench.errors import ConfigError, UnknownNameError
 
 __all__ = ["EXPORT_FORMATS", "export_split"]
 
-EXPORT_FORMATS = ("srgnn-json", "recbole", "session-rec")
+EXPORT_FORMATS = ("srgnn-json", "recbole", "session-rec", "item-map")
 
 # examples (or clicks) converted to text per step: bounds memory on the largest datasets
 _CHUNK = 1 << 18
 
 
-def export_split(split: Split, fmt: str, out: Path) -> list[Path]:
+def export_split(split: Split, fmt: str, out: Path, name: str | None = None) -> list[Path]:
     """Write `split` in format `fmt` at `out`; returns the files written, in a fixed order.
 
     For srgnn-json `out` is the JSON file (an existing directory gets NAME.json inside); for
     the folder formats `out` is the folder, created if needed. RecBole finds a dataset at
     <data_path>/<NAME>/<NAME>.*, so its files go to `out/NAME/` unless `out` is named NAME.
+    NAME is `name`, else `split.name`.
     """
     out = Path(out)
+    if name is not None:
+        split = replace(split, name=name)
+    if fmt == "item-map":
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"{out} is a file; the item-map export writes a folder. Give a folder path for --out.")
+        out.mkdir(parents=True, exist_ok=True)
+        return [_write_item_map(split, out / f"{split.name}_items.tsv")]
     if fmt == "srgnn-json":
         path = out / f"{split.name}.json" if out.is_dir() else out
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -420,3 +435,15 @@ def _write_session_rec(split: Split, out: Path) -> list[Path]:
         _write_session_rec_file(va, split.valid)
         written += [tr, va]
     return written
+
+
+# ---------------------------------------------------------------------------- item-map
+def _write_item_map(split: Split, path: Path) -> Path:
+    """item (1..n_items) and raw_id, tab-separated: how the exports number the dataset's items."""
+    import pandas as pd
+
+    raw = np.asarray(split.item_ids)[1 : int(split.n_items) + 1]
+    frame = pd.DataFrame({"item": np.arange(1, int(split.n_items) + 1), "raw_id": raw})
+    with atomic_file(path) as f:
+        f.write(frame.to_csv(sep="\t", index=False, lineterminator="\n").encode("utf-8"))
+    return path

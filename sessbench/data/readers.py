@@ -20,10 +20,16 @@ first bad line: a malformed file always gives a `DataFormatError` with the file,
 and a fix, never a traceback from inside pyarrow or a silently wrong table.
 Generic logs with non-integer ids keep their raw labels in `frame.attrs["session_labels"]` /
 `frame.attrs["item_labels"]` (label of code k at index k; None when the ids are integers).
+
+A generic log is also checked for session ids that are probably reused (`click_log_warnings`):
+an id whose rows sit in separate places of a file not ordered by time, or whose clicks span
+more than a day. Such rows are still merged into one session (the SR-GNN rule); the warnings,
+counted with a few examples, are logged and kept in `frame.attrs["warnings"]`.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +77,12 @@ _INT_RE = r"^-?[0-9]{1,18}$"
 _ISO_SECOND_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:?\d\d)?$"
 _NUMBER_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _MAX_EPOCH_S = 1e11  # year 5138: larger "seconds" are almost surely milliseconds
+#: a session whose clicks span more than this probably reuses its id (`click_log_warnings`)
+SESSION_SPAN_WARN_S = 86_400
+#: examples named in a warning
+_SHOW = 3
+
+log = logging.getLogger("sessbench.data")
 
 
 # ---------------------------------------------------------------------------- locating files
@@ -590,10 +602,11 @@ def read_diginetica_views(path: str | Path, progress: ProgressFactory | None = N
 _TIME_FORMATS = ("auto", "epoch", "iso")
 
 
-def _generic_fix(session_col: str, item_col: str, time_col: str) -> str:
+def _generic_fix(session_col: str, item_col: str, time_col: str | None) -> str:
+    times = "" if time_col is None else f" and times in '{time_col}' as epoch seconds or ISO 8601 text"
     return (
         f"A click log needs a header line naming its columns, with integer or text ids in "
-        f"'{session_col}' and '{item_col}' and times in '{time_col}' as epoch seconds or ISO 8601 text"
+        f"'{session_col}' and '{item_col}'{times}"
     )
 
 
@@ -694,10 +707,10 @@ def _generic_times(
 
 
 def _assemble_generic(
-    path: Path, table: pa.Table, cols: tuple[str, str, str], time_format: str, row_line: Callable[[int], int], fix: str
+    path: Path, table: pa.Table, cols: tuple[str, str, str | None], time_format: str, row_line: Callable[[int], int], fix: str
 ) -> pd.DataFrame:
     session_col, item_col, time_col = cols
-    for name in cols:
+    for name in (c for c in cols if c is not None):
         column = table.column(name)
         if column.null_count:
             row = int(np.flatnonzero(_np_mask(pc.is_null(column)))[0])
@@ -715,14 +728,18 @@ def _assemble_generic(
         raise DataFormatError(
             path, f"an id column has an unsupported type ({_first_line(exc)})", "Use integer or text ids"
         ) from None
-    time, seq = _generic_times(path, table.column(time_col), time_format, row_line, fix)
+    if time_col is None:  # no times: clicks keep file order
+        seq, time = np.arange(len(session), dtype=np.int64), np.zeros(len(session), dtype=np.int64)
+    else:
+        time, seq = _generic_times(path, table.column(time_col), time_format, row_line, fix)
     frame = _frame(session, item, seq, time)
     frame.attrs["session_labels"] = session_labels
     frame.attrs["item_labels"] = item_labels
+    frame.attrs["warnings"] = click_log_warnings(frame, path, row_line, has_time=time_col is not None)
     return frame
 
 
-def _read_parquet_log(path: Path, cols: tuple[str, str, str], time_format: str, fix: str) -> pd.DataFrame:
+def _read_parquet_log(path: Path, cols: tuple[str, str, str | None], time_format: str, fix: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     _require_file(path)
@@ -732,8 +749,9 @@ def _read_parquet_log(path: Path, cols: tuple[str, str, str], time_format: str, 
         raise DataFormatError(
             path, f"not a readable Parquet file ({_first_line(exc)})", "Pass a valid .parquet file"
         ) from None
-    _check_columns(path, schema.names, cols, fix, None)
-    table = pq.read_table(path, columns=list(dict.fromkeys(cols)))
+    wanted = [c for c in dict.fromkeys(cols) if c is not None]
+    _check_columns(path, schema.names, wanted, fix, None)
+    table = pq.read_table(path, columns=wanted)
     return _assemble_generic(
         path, table, cols, time_format, lambda row: row + 1, fix + " (Parquet: 'line' is the 1-based row)"
     )
@@ -747,17 +765,30 @@ def read_click_log(
     path: str | Path,
     session_col: str,
     item_col: str,
-    time_col: str,
+    time_col: str | None,
     time_format: str = "auto",
     sep: str | None = None,
+    warn: bool = True,
 ) -> pd.DataFrame:
     """Read a generic click log (CSV/TSV with a header line, or Parquet by extension) in file order.
 
     `time` is whole UTC epoch seconds and `seq` the time at full resolution (ns for ISO text, us for
-    fractional epoch seconds). Non-integer ids become factorize codes; their labels are in
-    `frame.attrs["session_labels"]` and `frame.attrs["item_labels"]`.
+    fractional epoch seconds); without a time column (`time_col` None) `time` is 0 and `seq` the
+    row number. Non-integer ids become factorize codes; their labels are in
+    `frame.attrs["session_labels"]` and `frame.attrs["item_labels"]`. Warnings about reused
+    session ids are in `frame.attrs["warnings"]`, and logged unless `warn` is False (callers that
+    report them themselves).
     """
-    path = Path(path)
+    frame = _read_click_log(Path(path), session_col, item_col, time_col, time_format, sep)
+    if warn:
+        for message in frame.attrs["warnings"]:
+            log.warning("%s", message)
+    return frame
+
+
+def _read_click_log(
+    path: Path, session_col: str, item_col: str, time_col: str | None, time_format: str, sep: str | None
+) -> pd.DataFrame:
     if time_format not in _TIME_FORMATS:
         raise ValueError(f"time_format must be one of {_TIME_FORMATS}, got {time_format!r}")
     cols = (session_col, item_col, time_col)
@@ -767,25 +798,78 @@ def read_click_log(
     first = _sniff(path)
     delimiter = sep or _guess_sep(path, first)
     names = [n.strip().strip('"') for n in first.split(delimiter)]
-    _check_columns(path, names, cols, fix + f" (read with delimiter {_delimiter_name(delimiter)})", 1)
+    wanted = [c for c in dict.fromkeys(cols) if c is not None]
+    _check_columns(path, names, wanted, fix + f" (read with delimiter {_delimiter_name(delimiter)})", 1)
     layout = _Layout(path, delimiter, names, True)
-    wanted = list(dict.fromkeys(cols))
-    types: dict[str, pa.DataType | None] = {session_col: None, item_col: None, time_col: _csv_time_type(time_format)}
+    types: dict[str, pa.DataType | None] = {session_col: None, item_col: None}
+    if time_col is not None:
+        types[time_col] = _csv_time_type(time_format)
     table = _fast_read(layout, {c: types[c] for c in wanted})
     if table is not None and not _has_nulls(table):
         blank = _blank_lines(path)
         return _assemble_generic(path, table, cols, time_format, lambda row: _skip_map(row + 1, blank, 1), fix)
     # slow path with every line counted; ids may legitimately be text, so they are only checked
     # for emptiness, and times for their declared format
-    time_check: list[tuple[Check, str]] = {
-        "epoch": [_NUMBER_CHECK],
-        "iso": [(_bad_iso_any, "is not an ISO 8601 timestamp")],
-        "auto": [],
-    }[time_format]
     checks: dict[str, list[tuple[Check, str]]] = {c: [] for c in wanted}
-    checks[time_col] = time_check
+    if time_col is not None:
+        checks[time_col] = {
+            "epoch": [_NUMBER_CHECK],
+            "iso": [(_bad_iso_any, "is not an ISO 8601 timestamp")],
+            "auto": [],
+        }[time_format]
     error = _diagnose(layout, checks, fix)
     if error is not None:
         raise error
     text = _text_read(layout, wanted)
     return _assemble_generic(path, text.table, cols, time_format, text.line_of, fix)
+
+
+# ---------------------------------------------------------------------------- session-id checks
+def _session_label(frame: pd.DataFrame, code: int) -> str:
+    labels = frame.attrs.get("session_labels")
+    return str(labels[code]) if labels is not None else str(code)
+
+
+def click_log_warnings(
+    frame: pd.DataFrame, path: Path, row_line: Callable[[int], int], has_time: bool = True
+) -> list[str]:
+    """Warnings about session ids a click log probably reuses (vectorized; a few examples each).
+
+    * Rows of one id in separate places of the file (other sessions' rows between them), when
+      the file is not ordered by time: a log grouped by session that names two sessions alike.
+      (In a log ordered by time, sessions interleave by nature; the span check covers it.)
+    * Clicks of one id spanning more than `SESSION_SPAN_WARN_S` (one day): the same id reused
+      on another day.
+    """
+    session = frame["session"].to_numpy()
+    if len(session) < 2:
+        return []
+    out = []
+    time_ordered = has_time and bool(np.all(np.diff(frame["seq"].to_numpy()) >= 0))
+    if not time_ordered:
+        starts = np.concatenate(([0], np.flatnonzero(session[1:] != session[:-1]) + 1))
+        again = pd.Series(session[starts]).duplicated().to_numpy()
+        if again.any():
+            ids = session[starts][again]
+            n = len(np.unique(ids))
+            shown = []
+            for run in np.flatnonzero(again)[:_SHOW].tolist():
+                code = int(session[starts[run]])
+                first = int(np.argmax(session == code))
+                shown.append(f"{_session_label(frame, code)} at lines {row_line(first)} and {row_line(int(starts[run]))}")
+            out.append(
+                f"{path.name}: {n:,} session ids occur in separate places of the file (rows of other sessions between "
+                f"them), e.g. {'; '.join(shown)}. Their rows are merged into one session each; if they are "
+                "different sessions, give them distinct ids"
+            )
+    if has_time:
+        times = pd.DataFrame({"s": session, "t": frame["time"].to_numpy()}).groupby("s", sort=False)["t"]
+        span = times.max() - times.min()
+        long = span[span > SESSION_SPAN_WARN_S]
+        if len(long):
+            shown = [f"{_session_label(frame, int(code))} ({seconds / 86_400:.1f} days)" for code, seconds in long.iloc[:_SHOW].items()]
+            out.append(
+                f"{path.name}: {len(long):,} sessions span more than a day of clicks, e.g. {', '.join(shown)}: their ids are "
+                "probably reused on other days, and each is merged into one session; give them distinct ids"
+            )
+    return out

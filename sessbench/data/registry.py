@@ -8,6 +8,16 @@ Names a user can pass to `--dataset`:
                                        period via `--dataset-param` / `dataset_params`
   official:NAME                        the official SR-GNN train.txt/test.txt, imported with
                                        `sessbench data import-official DIR --name NAME`
+  split:DIR                            a split another tool made, loaded as given: DIR holds
+                                       train.*, optional valid.*, test.*, as one session per
+                                       line (items separated by spaces or commas), click rows
+                                       with a header (session, item[, time]), or the official
+                                       pickles; no re-split, no filtering unless asked; items
+                                       numbered 1..n (raw ids in `Split.item_ids`); see
+                                       `sessbench.data.ready_split` (parameters via
+                                       `--dataset-param`: format, session_col, item_col,
+                                       time_col, sep, n_items, drop_unseen_items,
+                                       min_session_length)
 
 yoochoose64, yoochoose4 and diginetica read the official preprocessing's output directly when
 `--data-dir` holds it (`all_train_seq.txt` and/or `train.txt`, with `test.txt`; in DIR itself or in
@@ -26,7 +36,7 @@ import numpy as np
 
 from sessbench.data.readers import DIGINETICA_FILE, DIGINETICA_URL, YOOCHOOSE_FILE, YOOCHOOSE_URL
 from sessbench.data.sessions import Split
-from sessbench.data.sources import KIND_OFFICIAL, KIND_RAW, DataSource
+from sessbench.data.sources import KIND_OFFICIAL, KIND_RAW, KIND_READY, DataSource
 from sessbench.data.srgnn_preprocess import DAY_SECONDS
 from sessbench.errors import ConfigError, SessbenchError, UnknownNameError
 
@@ -57,7 +67,7 @@ _YOOCHOOSE_ITEMS_NOTE = (
 class DatasetDef:
     name: str
     description: str
-    kind: str  # "yoochoose" | "diginetica" | "synthetic" | "clicks"
+    kind: str  # "yoochoose" | "diginetica" | "synthetic" | "clicks" | "official" | "split"
     label: str  # as the paper names it
     raw_file: str | None = None
     url: str | None = None
@@ -105,6 +115,11 @@ DATASETS: dict[str, DatasetDef] = {
             "official", "official:NAME, imported with 'sessbench data import-official DIR --name NAME'",
             "official", "Official SR-GNN split",
         ),
+        DatasetDef(
+            "split", "split:DIR, a split another tool made, loaded as given: train.*, optional valid.*, test.* "
+            "(one session per line, click rows session,item[,time] with a header, or the official pickles); "
+            "items numbered 1..n, no re-split or filtering unless asked", "split", "Ready-made split",
+        ),
     ]
 }
 
@@ -127,7 +142,7 @@ class DatasetRequest:
 
     definition: DatasetDef
     params: dict[str, Any] = field(default_factory=dict)
-    path: str | None = None  # clicks:PATH, official:NAME
+    path: str | None = None  # clicks:PATH, official:NAME, split:DIR
     source: DataSource | None = None
 
     @property
@@ -170,6 +185,12 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
         if not rest:
             raise ConfigError("the clicks dataset needs a path: --dataset clicks:PATH/TO/clicks.csv")
         return DatasetRequest(definition, _check_clicks_params(extra), path=rest)
+    if definition.kind == "split":
+        from sessbench.data.ready_split import check_params
+
+        if not rest:
+            raise ConfigError("a ready-made split needs its folder: --dataset split:DIR (DIR holds train.*, test.*)")
+        return DatasetRequest(definition, check_params(extra), path=rest)
     if definition.kind == "synthetic":
         from sessbench.data.synthetic import SyntheticConfig
 
@@ -286,6 +307,11 @@ def resolve_source(request: DatasetRequest, data_dir: Path | None, cache_dir: Pa
         from sessbench.data.official_import import imported_source
 
         return replace(request, source=imported_source(str(request.path), cache))
+    if d.kind == "split":
+        from sessbench.data.ready_split import READY_PARAMS
+
+        params = {**READY_PARAMS, **request.params}
+        return replace(request, source=file_source(KIND_READY, raw_sources(request, data_dir), params, cache))
     official = find_official_split(request, data_dir)
     if official is not None:
         params = {"n_items": request.params.get("n_items", d.official_n_items)}
@@ -304,6 +330,10 @@ def raw_sources(request: DatasetRequest, data_dir: Path | None) -> list[Path]:
     from sessbench.data.readers import find_raw_file
 
     d = request.definition
+    if d.kind == "split":
+        from sessbench.data.ready_split import part_files, source_files
+
+        return source_files(part_files(split_folder(request, data_dir)))
     if d.kind == "clicks":
         path = Path(request.path or "")
         if not path.is_absolute() and data_dir is not None and not path.exists():
@@ -326,6 +356,33 @@ def raw_sources(request: DatasetRequest, data_dir: Path | None) -> list[Path]:
     return [find_raw_file(folder, d.raw_file, d.label, d.url)]
 
 
+def export_name(request: DatasetRequest) -> str:
+    """The NAME an export's files take: the dataset's name, made unique where the name alone
+    does not say which data it is (clicks:PATH and split:DIR: the file's or folder's name and
+    the source digest; synthetic with parameters: the digest), so that two of them exported into
+    one folder never overwrite each other's files."""
+    import re
+
+    d = request.definition
+    digest = request.source.digest[:8] if request.source is not None else "nosource"
+    if d.kind in ("clicks", "split"):
+        path = Path(request.path or d.kind)
+        stem = path.name if d.kind == "split" else path.stem
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or d.kind
+        return f"{d.kind}-{slug}-{digest}"
+    if d.kind == "synthetic" and request.params:
+        return f"synthetic-{digest}"
+    return d.name if d.kind != "official" else str(request.path)
+
+
+def split_folder(request: DatasetRequest, data_dir: Path | None) -> Path:
+    """The folder of `split:DIR` (a relative DIR that does not exist is looked up in data_dir)."""
+    path = Path(request.path or "").expanduser()
+    if not path.is_absolute() and data_dir is not None and not path.exists():
+        path = Path(data_dir).expanduser() / path
+    return path
+
+
 def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = None, log: Any = None) -> Split:
     """Read the raw file and run the SR-GNN preprocessing (the YOOCHOOSE cuts come later)."""
     from sessbench.data import readers
@@ -339,12 +396,13 @@ def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = N
         clicks = readers.read_diginetica_views(sources[0], progress=progress)
     else:  # clicks
         clicks = readers.read_click_log(
-            sources[0], p["session_col"], p["item_col"], p["time_col"], time_format=p["time_format"], sep=p["sep"]
+            sources[0], p["session_col"], p["item_col"], p["time_col"], time_format=p["time_format"], sep=p["sep"],
+            warn=False,
         )
     split_days = float(p["test_days"]) if d.kind == "clicks" else d.split_days
     if log is not None:
         log.info("SR-GNN preprocessing of %s clicks from %s", f"{len(clicks):,}", sources[0].name)
-    return prepare_srgnn(
+    split = prepare_srgnn(
         clicks,
         name="yoochoose" if d.kind == "yoochoose" else d.name,
         split_seconds=int(split_days * DAY_SECONDS),
@@ -352,6 +410,22 @@ def _build_srgnn(request: DatasetRequest, sources: list[Path], progress: Any = N
         meta={"source_files": [s.name for s in sources]},
         progress=progress,
     )
+    if d.kind != "clicks":
+        return split
+    from sessbench.data.checks import split_warnings
+
+    warnings = list(clicks.attrs.get("warnings") or []) + split_warnings(split)
+    return replace(split, meta={**split.meta, WARNINGS_KEY: warnings}) if warnings else split
+
+
+#: Split.meta key of the warnings found while preparing a split (logged on every load)
+WARNINGS_KEY = "warnings"
+
+
+def log_split_warnings(split: Split, log: logging.Logger, key: str) -> None:
+    """Log the warnings a split's preparation found, each time it is loaded (cached or not)."""
+    for message in split.meta.get(WARNINGS_KEY) or []:
+        log.warning("%s: %s", key, message)
 
 
 def preparation_code_version() -> str:
@@ -362,6 +436,16 @@ def preparation_code_version() -> str:
 
     h = hashlib.sha256()
     for module in (readers, srgnn_preprocess, sessions):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _module_version(*modules: Any) -> str:
+    """A hash of further modules a kind of dataset is prepared with (its cache entries only)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for module in modules:
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()[:12]
 
@@ -400,23 +484,36 @@ def load_dataset(
         split = load_imported(str(request.path), cache)
         return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}))
 
+    extra: dict[str, Any] = {}
     if source.kind == KIND_OFFICIAL:
         official = find_official_split(request, data_dir)
         assert official is not None
         n_items = int(source.params["n_items"])
         build = lambda: _build_official(request, official, n_items)  # noqa: E731
         files, base = official.files, request
+    elif source.kind == KIND_READY:
+        from sessbench.data import checks, ready_split
+
+        files, base = raw_sources(request, data_dir), request
+        folder, params = split_folder(request, data_dir), dict(source.params)
+        build = lambda: ready_split.build_ready_split(folder, d.name, params)  # noqa: E731
+        extra = {"modules": _module_version(ready_split, checks)}
     else:
         files = raw_sources(request, data_dir)
         # The three YOOCHOOSE datasets share one prepared training list; the 1/4 and 1/64 cuts
         # are taken from it on load (a cheap slice), so the 33M-row file is prepared once.
         base = replace(request, definition=DATASETS["yoochoose"]) if d.kind == "yoochoose" else request
         build = lambda: _build_srgnn(base, files, progress, log)  # noqa: E731
+        if d.kind == "clicks":
+            from sessbench.data import checks
+
+            extra = {"modules": _module_version(checks)}
     params = {
         "dataset": base.key,
         "source": source.digest,
         "code": preparation_code_version(),
         **({"split_days": base.definition.split_days} if source.kind == KIND_RAW else {}),
+        **extra,
         **base.params,
     }
     split = load_or_build(
@@ -435,6 +532,11 @@ def load_dataset(
         split = cut_training_fraction(split, d.fraction)
     if source.kind == KIND_OFFICIAL:
         _check_official_counts(request, split, official.folder)
+    log_split_warnings(split, log, request.key)
+    if source.kind == KIND_READY:
+        from sessbench.data.ready_split import describe
+
+        log.info("%s: %s", request.key, describe(split))
     split = replace(split, name=d.name, meta={**split.meta, "source": source.to_record()})
     return LoadedDataset(request, split)
 

@@ -29,6 +29,7 @@ KIND_RAW = "raw"  # a raw click file, prepared by sessbench
 KIND_OFFICIAL = "official-split"  # the official preprocessing's output (all_train_seq.txt / train.txt + test.txt)
 KIND_SYNTHETIC = "synthetic"  # generated from parameters
 KIND_IMPORTED = "imported"  # an official split imported into the cache (`data import-official`)
+KIND_READY = "ready-split"  # a split another tool made, loaded as given (`split:DIR`)
 
 FINGERPRINTS_FILE = ".fingerprints.json"  # hidden: not a cache entry
 _HASH_CHUNK = 8 * 1024 * 1024
