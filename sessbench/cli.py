@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset", action="append", dest="datasets",
         help="dataset name (repeatable; default synthetic): yoochoose64, yoochoose4, yoochoose, diginetica, "
-        "synthetic[:k=v,...], clicks:PATH",
+        "synthetic[:k=v,...], clicks:PATH, split:DIR (a ready-made split, loaded as given), official:NAME",
     )
     p.add_argument("--seeds", help="comma list of seeds (default 0)")
     p.add_argument("--protocol", choices=["validated", "paper"],
