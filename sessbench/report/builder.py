@@ -38,6 +38,7 @@ from sessbench.report.provenance import (
     registered_model_names, runs_table, superseded_table, unverified_table,
 )
 from sessbench.report.sections import (
+    dataset_title,
     Family, ablation_table, cost_table, protocol_suffix, short_long_table, significance, significance_table, table1,
     table2,
 )
@@ -217,7 +218,7 @@ def build_blocks(
 
     blocks.append(Heading(2, "Table 2: P@20 and MRR@20", "table-2"))
     for dataset in store.datasets:
-        blocks.append(Heading(3, dataset, f"table-2-{slug(dataset)}"))
+        blocks.append(Heading(3, dataset_title(store, dataset), f"table-2-{slug(dataset)}"))
         blocks.append(TableBlock(table2(store, dataset, families[dataset], reference)))
 
     # significance
@@ -244,7 +245,7 @@ def build_blocks(
     ))
     for dataset in store.datasets:
         for protocol, family in families[dataset].items():
-            where = dataset + ("" if protocol == "validated" else f" ({protocol} protocol)")
+            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
             if family.reference_group is None or not family.comparisons:
                 reason = family.reason or f"no other model ran on {dataset}"
                 blocks.append(paragraph(code(where), f": no tests ({reason})."))
@@ -297,7 +298,7 @@ def build_blocks(
     for dataset in store.datasets:
         for protocol in store.protocols(dataset):
             suffix = protocol_suffix(protocol)
-            where = dataset + ("" if protocol == "validated" else f" ({protocol} protocol)")
+            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
             table = short_long_table(store, dataset, protocol)
             if table is None:
                 continue
@@ -325,7 +326,7 @@ def build_blocks(
                 continue
             shown_any = True
             suffix = protocol_suffix(protocol)
-            where = dataset + ("" if protocol == "validated" else f" ({protocol} protocol)")
+            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
             blocks.append(Heading(3, where, f"repeat-explore-{slug(dataset)}{suffix}"))
             stem = f"repeat-explore-{slug(dataset)}{suffix}"
             paths = repeat_explore_figure(store, dataset, protocol, writer.out / FIGURES, stem)
@@ -344,7 +345,7 @@ def build_blocks(
         for protocol in store.protocols(dataset):
             table = cost_table(store, dataset, protocol)
             if table is not None:
-                blocks.append(Heading(3, dataset + ("" if protocol == "validated" else f" ({protocol} protocol)"),
+                blocks.append(Heading(3, dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)"),
                                       f"cost-{slug(dataset)}{protocol_suffix(protocol)}"))
                 blocks.append(TableBlock(table))
 

@@ -51,6 +51,17 @@ def mark_best(table: Table, rows: list[int], column: str, groups: list[RunGroup]
 # ---------------------------------------------------------------------------- Table 1
 
 
+def is_sample(store: Store, dataset: str) -> bool:
+    """A paper dataset prepared from a sample of the raw data (not the paper's size)."""
+    return paper_table1(dataset) is not None and not is_full_dataset(store.ok_records, dataset)
+
+
+def dataset_title(store: Store, dataset: str) -> str:
+    """A dataset's name in headings and column headers, marked when it is a sample."""
+    return f"{dataset} (a sample)" if is_sample(store, dataset) else dataset
+
+
+
 TABLE1_ROWS = (
     ("clicks", "clicks", integer),
     ("train_sequences", "training prefixes", integer),
@@ -71,7 +82,7 @@ def table1(store: Store) -> Table:
         info = store.dataset_info(dataset)
         if info is None:
             continue
-        columns.append(Column(dataset, "r"))
+        columns.append(Column(dataset_title(store, dataset), "r"))
         sources.append((info, False))
         paper = paper_table1(dataset)
         if paper is not None:
@@ -85,10 +96,11 @@ def table1(store: Store) -> Table:
             cells.append(Cell(fmt(v) if v is not None else DASH, csv=("" if v is None else str(v),)))
         table.add(*cells)
     table.note(
-        "Prefixes are the SR-GNN augmentation (every prefix of a session is one example); clicks and "
-        "the average length count training and test sessions after preprocessing. The paper's item "
-        "counts were copied from earlier work; its official code yields more items. The paper "
-        "gives no sessions counts (", DASH, ")."
+        "Prefixes are the SR-GNN augmentation (every prefix of a session is one example); clicks count "
+        "training and test sessions after preprocessing; the average length is the paper's: the mean "
+        "length of the augmented sequences (prefix and target). The paper's YOOCHOOSE item counts were "
+        "copied from earlier work; its official code ranks more items. The paper gives no session "
+        "counts (", DASH, ")."
     )
     for dataset in store.datasets:
         paper = paper_table1(dataset)
