@@ -73,12 +73,18 @@ def _int_list(text: str, option: str, example: str, minimum: int | None = None) 
 def _dataset_params(values: list[str]) -> dict[str, Any]:
     import yaml
 
+    from sessbench.config import load_yaml_text
+
     out: dict[str, Any] = {}
     for text in values:
         key, eq, value = text.partition("=")
         if not eq:
             raise SessbenchError(f"--dataset-param '{text}': expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = load_yaml_text(value, f"--dataset-param '{text}'")[0]
+        except yaml.YAMLError as exc:
+            raise SessbenchError(f"--dataset-param '{text}': the value is not valid YAML ({getattr(exc, 'problem', None) or exc}); "
+                                 "quote it, e.g. --dataset-param sep=';'") from None
     return out
 
 

@@ -93,6 +93,14 @@ def _malicious_official(tmp: Path) -> None:
     (folder / "test.txt").write_bytes(pickle.dumps(([[1]], [2])))
 
 
+def _alias_bomb(levels: int = 9) -> list[str]:
+    """A YAML "billion laughs": each anchor lists the previous one 9 times (9**9 strings from ~400 bytes)."""
+    parts = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        parts.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return parts
+
+
 CASES = [
     Case("unknown model", lambda t: _run(t, "--models", "spop"), ["unknown model or group 'spop'", "Did you mean 's-pop'", "sessbench models"]),
     Case("unknown dataset", lambda t: _run(t, "--models", "pop", "--dataset", "digenetica"), ["unknown dataset 'digenetica'", "Did you mean 'diginetica'"]),
@@ -134,6 +142,19 @@ CASES = [
          ["train.txt", "pathlib.Path.write_text", "rejected and nothing in it was executed"], _malicious_official),
     Case("official dataset never imported", lambda t: _run(t, "--models", "pop", "--dataset", "official:nope"),
          ["no imported dataset 'nope'", "sessbench data import-official DIR --name nope"]),
+    # bounded parsing: a few hundred bytes must not take minutes or gigabytes
+    Case("YAML alias bomb", lambda t: _run(t, "--config", str(t / "exp.yaml")),
+         ["exp.yaml, line", "expands to more than 100,000 values through its aliases", "without nesting anchors"],
+         _yaml("\n".join(_alias_bomb()) + "\n")),
+    Case("YAML alias into itself", lambda t: _run(t, "--config", str(t / "exp.yaml")),
+         ["exp.yaml, line 1", "refers to itself through an alias"], _yaml("seeds: &s [0, *s]\n")),
+    Case("YAML nested too deeply", lambda t: _run(t, "--config", str(t / "exp.yaml")),
+         ["exp.yaml", "nest"], _yaml("params: " + "[" * 5000 + "]" * 5000 + "\n")),
+    Case("alias bomb in --set", lambda t: _run(t, "--models", "pop", "--set", "pop.x={" + ", ".join(_alias_bomb()) + "}"),
+         ["--set 'pop.x=", "expands to more than"]),
+    Case("alias bomb in --dataset-param", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:x.csv", "--dataset-param",
+                                                         "sep={" + ", ".join(_alias_bomb()) + "}"),
+         ["--dataset-param", "expands to more than"]),
 ]
 
 
