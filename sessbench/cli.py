@@ -357,6 +357,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume, progress=_progress_factory(not args.quiet), executor=executor,
         check_memory=not args.no_memory_check, checkpoint_dir=args.checkpoint_dir,
     )
+    if not args.plan:
+        runner.check_folders()  # before hashing data or preparing anything
     plan = runner.resolve(plan)
     for key, request in {s.dataset.identity_key: s.dataset for s in plan}.items():
         print(f"sessbench: {request.key}: {request.source.describe() if request.source else key}", file=sys.stderr)
@@ -483,9 +485,13 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace, force: bool = False):
+    from sessbench.data.cache import default_cache_dir
     from sessbench.data.registry import load_dataset, parse_dataset
+    from sessbench.storage import check_folder
 
     request = parse_dataset(args.dataset, _dataset_params(args.dataset_param) or None)
+    # a read-only cache still serves (a split it cannot store is prepared again next time); a file does not
+    check_folder(default_cache_dir(args.cache_dir), "--cache-dir", writable=False)
     return load_dataset(
         request, args.data_dir, args.cache_dir, force=force or getattr(args, "force", False), logger=log,
         progress=_progress_factory(not args.quiet),
@@ -679,6 +685,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"sessbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        from sessbench.storage import describe_os_error, is_environment_error
+
+        if not is_environment_error(exc):
+            raise  # not the machine's state: a bug, with its traceback
+        if args.debug:
+            traceback.print_exc()
+        after = " Finished runs are kept: once fixed, rerun with --resume." if args.command == "run" else ""
+        print(f"sessbench: error: {describe_os_error(exc)}{after}", file=sys.stderr)
+        return SessbenchError.exit_code
     except KeyboardInterrupt:
         print("sessbench: interrupted; finished runs are kept (rerun with --resume)", file=sys.stderr)
         return 130

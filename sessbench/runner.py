@@ -21,6 +21,7 @@ Whatever the executor, `Runner.run`:
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import sys
 import time
@@ -55,7 +56,8 @@ from sessbench.memory import PeakMemory  # noqa: F401 - re-exported
 from sessbench.models import get_model
 from sessbench.planning import ORACLE, REFERENCE_MODEL, RunSettings, RunSpec, plan_runs  # noqa: F401 - re-exported
 from sessbench.progress import ProgressFactory, null_progress
-from sessbench.results import is_finished, read_record, record_path, recs_path, write_record
+from sessbench.results import is_finished, ranks_path, read_record, record_path, recs_path, write_record
+from sessbench.storage import FULL_DISK_ERRNOS, StorageError, check_folder, is_environment_error, reason_and_fix
 from sessbench.training import resolve_device
 
 #: seconds between checks on runs that another process holds
@@ -127,6 +129,7 @@ class Runner:
 
         plan = self.resolve(plan)
         self.runs_dir = Path(self.runs_dir)
+        self.check_folders()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         for path in remove_stale_temp_files(self.runs_dir):
             log.info("removed %s, left by a killed run", path.name)
@@ -153,6 +156,16 @@ class Runner:
                     executor.close()  # stop run processes before their claims are released
         finally:
             executor.close()
+
+    def check_folders(self) -> None:
+        """Refuse, before any work, folders the grid must write and cannot: the runs directory,
+        the cache and the checkpoints (a file in the way, a read-only disk, permissions)."""
+        from sessbench.data.cache import default_cache_dir
+
+        check_folder(self.runs_dir, "--runs-dir")
+        check_folder(default_cache_dir(self.cache_dir), "--cache-dir")
+        if self.checkpoint_dir is not None:
+            check_folder(self.checkpoint_dir, "--checkpoint-dir")
 
     def prepare(self, plan: list[RunSpec], keep: bool = True) -> None:
         """Prepare each dataset of `plan` (or load it from the cache) and check memory, before any run.
@@ -289,11 +302,31 @@ class Runner:
         record = self.run_one(spec)
         if extra:
             record.update(extra)
-        write_record(self.runs_dir, record)
+        fault = _full_disk_failure(record)
+        if fault is not None:  # the disk is full or read-only: every later run would fail alike
+            raise StorageError(self._storage_stop(spec, *fault))
+        try:
+            write_record(self.runs_dir, record)
+        except OSError as exc:
+            if not is_environment_error(exc):
+                raise
+            raise StorageError(self._storage_stop(spec, *reason_and_fix(exc), f"{exc.filename or self.runs_dir}")) from None
         failpoint("runner.after-record")
         if record.get("status") == "ok":
-            remove_checkpoints(self.checkpoint_dir, spec)
+            try:
+                remove_checkpoints(self.checkpoint_dir, spec)
+            except OSError as exc:  # leftover checkpoints cost space, not results
+                log.warning("%s: could not remove its epoch checkpoints (%s)", spec.run_id, exc)
         return record
+
+    def _storage_stop(self, spec: RunSpec, reason: str, fix: str, where: str) -> str:
+        """The paragraph for a grid stopped by the disk: what happened, what is kept, what to do."""
+        kept = sum(1 for p in self.runs_dir.glob("*.json") if not p.name.startswith("."))
+        return (
+            f"run {spec.run_id} could not be saved: {reason} ({where}). The grid stopped here; the {kept} "
+            f"record(s) in {self.runs_dir} are complete and kept, and this run was not recorded. Fix: {fix}; "
+            "then rerun the same command with --resume to run what is left."
+        )
 
     def base_record(self, spec: RunSpec) -> dict[str, Any]:
         """The identity part of a record (every record, ok or failed, starts with it)."""
@@ -308,3 +341,21 @@ class Runner:
             spec = replace(spec, dataset=loaded.request)
         return run_one(spec, loaded, device, self.runs_dir, self.command, self.worker_kind, self.progress,
                        self.checkpoint_dir)
+
+
+_ERRNO_MESSAGE = re.compile(r"^\[Errno (\d+)\] ([^:]*)(?:: (.*))?")
+
+
+def _full_disk_failure(record: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(reason, fix, where) when a failed record failed because the disk is full or read-only.
+
+    The run's exception was turned into the record by `execution.run_one`; an OSError keeps its
+    error number in its message ("[Errno 28] No space left on device: 'PATH'")."""
+    if record.get("status") != "failed":
+        return None
+    error = record.get("error") or {}
+    match = _ERRNO_MESSAGE.match(str(error.get("message", "")))
+    if not match or not str(error.get("type", "")).endswith("Error") or int(match.group(1)) not in FULL_DISK_ERRNOS:
+        return None
+    reason, fix = reason_and_fix(OSError(int(match.group(1)), match.group(2)))
+    return reason, fix, (match.group(3) or "a file of the run").strip("'")

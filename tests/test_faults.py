@@ -26,7 +26,10 @@ from sessbench.results import iter_records, read_record
 
 GRID = ["--quiet", "run", "--models", "pop,s-pop", "--dataset", SMALL, "--dataset", SMALL2]
 N_RUNS = 6  # oracle, pop and s-pop on each of two datasets
-FIGURES = {"kill points tried": 0, "runs recovered": 0, "records compared": 0, "kills with stale claim or temp file": 0}
+FIGURES = {
+    "kill points tried": 0, "runs recovered": 0, "records compared": 0, "kills with stale claim or temp file": 0,
+    "disk faults survived": 0, "claims resolved at once": 0,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -331,3 +334,63 @@ def test_cache_survives_a_kill_during_preparation(point: str, tmp_path: Path) ->
     assert "using cached" in out.read_text()  # the rebuilt entry verifies and is used
     FIGURES["kill points tried"] += 1
 
+
+# ---------------------------------------------------------------------------- the environment
+FULL_DISK = [
+    ("atomic.before-rename.json=4:ENOSPC", 3),  # run 4's record cannot be written
+    ("atomic.before-rename.npz=2:ENOSPC", 1),  # run 2's rank counts cannot be written (inside the run)
+    ("atomic.before-rename.json=2:EDQUOT", 1),  # the quota, not the disk
+]
+
+
+@pytest.mark.parametrize("point, records_before", FULL_DISK, ids=[p for p, _ in FULL_DISK])
+def test_full_disk_stops_the_grid_and_loses_nothing(
+    point: str, records_before: int, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A write that fails with ENOSPC (injected: a test cannot fill a disk on demand): exit 2, one
+    paragraph saying what is kept and what to do; the finished records are intact; --resume completes."""
+    runs = tmp_path / "runs"
+    monkeypatch.setattr("sessbench.faults._parsed", ("", {}))  # no hits counted from before
+    monkeypatch.setenv(ENV_VAR, point)
+    assert main([*GRID, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    message = err.split("sessbench: error: ", 1)[1]
+    assert message.count("\n") == 1, message
+    reason = "Disk quota exceeded" if "EDQUOT" in point else "No space left on device"
+    for fragment in (reason, "The grid stopped here", f"the {records_before} record(s) in {runs} are complete and kept",
+                     "this run was not recorded", "free space", "rerun the same command with --resume"):
+        assert fragment in message, f"{fragment!r} not in {message}"
+    assert assert_nothing_half_written(runs) == records_before  # no failed record of the disk's fault either
+    assert not [p.name for p in runs.iterdir() if p.name.endswith((".tmp", ".claim"))]
+    kept = comparable(runs)
+    assert {k: v for k, v in comparable(reference).items() if k in kept} == kept  # intact, equal to the reference
+
+    monkeypatch.delenv(ENV_VAR)
+    assert main([*GRID, "--runs-dir", str(runs), "--resume"]) == 0
+    assert comparable(runs) == comparable(reference)
+    assert ranks(runs) == ranks(reference)
+    assert all_files(runs) == all_files(reference)
+    FIGURES["disk faults survived"] += 1
+    FIGURES["records compared"] += N_RUNS
+
+
+def test_full_disk_in_a_run_process_stops_the_grid(reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--jobs 2: the run process that meets the full disk stops the grid; its sibling is stopped too."""
+    runs = tmp_path / "runs"
+    monkeypatch.setattr("sessbench.faults._parsed", ("", {}))  # no hits counted from before
+    monkeypatch.setenv(ENV_VAR, "atomic.before-rename.json=1:ENOSPC")  # each run process's first record
+    assert main([*GRID, "--runs-dir", str(runs), "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "No space left on device" in err and "--resume" in err
+    before = assert_nothing_half_written(runs)
+    time.sleep(0.5)  # a run process left running would write now
+    assert assert_nothing_half_written(runs) == before < N_RUNS
+    monkeypatch.delenv(ENV_VAR)
+    assert main([*GRID, "--runs-dir", str(runs), "--resume", "--jobs", "2"]) == 0
+    assert comparable(runs) == comparable(reference)
+    assert all_files(runs) == all_files(reference)
+    FIGURES["disk faults survived"] += 1
+    FIGURES["records compared"] += N_RUNS

@@ -8,9 +8,11 @@ The number of bad inputs tried is printed at the end of this module (run with `-
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import io
 import json
+import os
 import pickle
 import re
 import shutil
@@ -101,6 +103,10 @@ def _alias_bomb(levels: int = 9) -> list[str]:
     return parts
 
 
+def _a_file(name: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / name).write_text("a file, not a folder\n")
+
+
 CASES = [
     Case("unknown model", lambda t: _run(t, "--models", "spop"), ["unknown model or group 'spop'", "Did you mean 's-pop'", "sessbench models"]),
     Case("unknown dataset", lambda t: _run(t, "--models", "pop", "--dataset", "digenetica"), ["unknown dataset 'digenetica'", "Did you mean 'diginetica'"]),
@@ -155,6 +161,17 @@ CASES = [
     Case("alias bomb in --dataset-param", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:x.csv", "--dataset-param",
                                                          "sep={" + ", ".join(_alias_bomb()) + "}"),
          ["--dataset-param", "expands to more than"]),
+    # the environment: folders that cannot be written
+    Case("runs dir is a file", lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--runs-dir", "is a file, not a folder", "pass a folder"],
+         _a_file("runs")),
+    Case("runs dir under a file", lambda t: ["run", "--runs-dir", str(t / "f" / "runs"), "--cache-dir", str(t / "cache"), "--models", "pop", "--dataset", SMALL],
+         ["--runs-dir", "f is a file, not a folder"], _a_file("f")),
+    Case("cache dir is a file", lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--cache-dir", "cache is a file, not a folder"],
+         _a_file("cache")),
+    Case("checkpoint dir is a file", lambda t: _run(t, "--models", "pop", "--dataset", SMALL, "--checkpoint-dir", str(t / "ck")),
+         ["--checkpoint-dir", "ck is a file, not a folder"], _a_file("ck")),
+    Case("cache dir is a file (data prepare)", lambda t: ["data", "prepare", SMALL, "--cache-dir", str(t / "cache")],
+         ["--cache-dir", "cache is a file, not a folder"], _a_file("cache")),
 ]
 
 
@@ -172,6 +189,113 @@ def test_bad_input_gets_a_clear_error(case: Case, tmp_path: Path, capsys: pytest
     assert not list(iter_records(tmp_path / "runs")), "a bad input must stop the grid before any run"
     assert not (tmp_path / "pwned.txt").exists()
     TRIED.append(case.name)
+
+
+def _expect_one_paragraph(code: int, err: str, fragments: list[str]) -> str:
+    assert code == 2, err
+    assert "Traceback" not in err
+    message = err.split("sessbench: error: ", 1)[1]
+    assert message.count("\n") == 1, message  # one paragraph
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in: {message}"
+    return message
+
+
+def _os_error(code: int, path: object = None) -> OSError:
+    return OSError(code, os.strerror(code), None if path is None else str(path))
+
+
+def _refuse_probe_in(folder_name: str, code: int) -> Callable[[Path], None]:
+    """A probe write that fails (as a read-only disk, a full disk or missing permissions would)
+    in the folder named `folder_name` only: root ignores chmod, so the fault is injected."""
+    from sessbench import storage
+
+    real = storage.probe_writable
+
+    def probe(folder: Path) -> None:
+        if Path(folder).name == folder_name:
+            raise _os_error(code)
+        real(folder)
+
+    return probe
+
+
+def _folders(tmp: Path) -> None:
+    (tmp / "runs").mkdir()
+    (tmp / "cache").mkdir()
+
+
+@dataclass
+class EnvCase:
+    name: str
+    patch: Callable[[pytest.MonkeyPatch, Path], None]
+    argv: Callable[[Path], list[str]]
+    expect: list[str]
+    setup: Callable[[Path], None] = _folders
+
+
+def _patch(target: str, replacement: Callable[[Path], object]) -> Callable[[pytest.MonkeyPatch, Path], None]:
+    return lambda mp, tmp: mp.setattr(target, replacement(tmp))
+
+
+def _raiser(code: int) -> Callable[[Path], Callable[..., None]]:
+    def make(tmp: Path) -> Callable[..., None]:
+        def fail(path: object, *args: object, **kwargs: object) -> None:
+            raise _os_error(code, path)
+
+        return fail
+
+    return make
+
+
+ENV_CASES = [
+    EnvCase("raw file unreadable (permission denied)", _patch("sessbench.data.sources._sha256_file", _raiser(errno.EACCES)),
+            _yoochoose, ["cannot read the data file", "yoochoose-clicks.dat: Permission denied", "fix its permissions"],
+            lambda t: (_folders(t), _file("yoochoose-clicks.dat", YC_OK)(t))),
+    EnvCase("raw file unreadable when parsed", _patch("sessbench.data.readers._sniff", _raiser(errno.EACCES)),
+            _yoochoose, ["cannot access", "yoochoose-clicks.dat: Permission denied", "Finished runs are kept", "--resume"],
+            lambda t: (_folders(t), _file("yoochoose-clicks.dat", YC_OK)(t))),
+    EnvCase("read-only runs dir", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("runs", errno.EROFS)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL),
+            ["--runs-dir", "runs cannot be written: Read-only file system", "writable disk", "or pass another --runs-dir"]),
+    EnvCase("runs dir without write permission", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("runs", errno.EACCES)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--runs-dir", "Permission denied", "chmod"]),
+    EnvCase("runs dir on a full disk", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("runs", errno.ENOSPC)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--runs-dir", "No space left on device", "free space"]),
+    EnvCase("runs dir to be created on a read-only disk", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("ro", errno.EROFS)),
+            lambda t: ["run", "--runs-dir", str(t / "ro" / "runs"), "--cache-dir", str(t / "cache"), "--models", "pop", "--dataset", SMALL],
+            ["--runs-dir", "cannot be written (tried in", "where it would be created", "Read-only file system"],
+            lambda t: (_folders(t), (t / "ro").mkdir())),
+    EnvCase("read-only cache dir", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("cache", errno.EROFS)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--cache-dir", "cache cannot be written: Read-only file system"]),
+    EnvCase("read-only checkpoint dir", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("ck", errno.EROFS)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL, "--checkpoint-dir", str(t / "ck")),
+            ["--checkpoint-dir", "Read-only file system"], lambda t: (_folders(t), (t / "ck").mkdir())),
+]
+
+
+@pytest.mark.parametrize("case", ENV_CASES, ids=[c.name for c in ENV_CASES])
+def test_environment_fault_gets_a_clear_error(
+    case: EnvCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreadable file, a folder that cannot be written: one paragraph and exit 2, not a traceback."""
+    case.setup(tmp_path)
+    case.patch(monkeypatch, tmp_path)
+    code = main(["--quiet", *case.argv(tmp_path)])
+    _expect_one_paragraph(code, capsys.readouterr().err, case.expect)
+    assert not list(iter_records(tmp_path / "runs"))
+    TRIED.append(case.name)
+
+
+def test_other_os_errors_keep_their_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the machine's state is told as a user error; an OSError sessbench did not expect is a bug."""
+    _folders(tmp_path)
+    monkeypatch.setattr("sessbench.data.sources._sha256_file", _raiser(errno.EBADF)(tmp_path))
+    _file("yoochoose-clicks.dat", YC_OK)(tmp_path)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        main(["--quiet", *_yoochoose(tmp_path)])
+
+
 
 
 def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
