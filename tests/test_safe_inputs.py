@@ -161,6 +161,11 @@ CASES = [
     Case("alias bomb in --dataset-param", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:x.csv", "--dataset-param",
                                                          "sep={" + ", ".join(_alias_bomb()) + "}"),
          ["--dataset-param", "expands to more than"]),
+    Case("synthetic size beyond any memory", lambda t: _run(t, "--models", "pop", "--dataset", "synthetic:n_sessions=1000000000000000"),
+         ["synthetic dataset (n_sessions=1,000,000,000,000,000", "needs about", "available", "Fix: lower n_sessions"]),
+    Case("synthetic item universe beyond any memory", lambda t: _run(t, "--models", "pop", "--dataset", "synthetic:n_items=10000000000000,n_intents=1000"),
+         ["n_items=10,000,000,000,000 with n_intents=1,000", "Fix: lower n_items"]),
+    Case("synthetic seed below 0", lambda t: _run(t, "--models", "pop", "--dataset", "synthetic:seed=-1"), ["seed must be >= 0"]),
     # the environment: folders that cannot be written
     Case("runs dir is a file", lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--runs-dir", "is a file, not a folder", "pass a folder"],
          _a_file("runs")),
@@ -294,6 +299,51 @@ def test_other_os_errors_keep_their_traceback(tmp_path: Path, monkeypatch: pytes
     _file("yoochoose-clicks.dat", YC_OK)(tmp_path)
     with pytest.raises(OSError, match="Bad file descriptor"):
         main(["--quiet", *_yoochoose(tmp_path)])
+
+
+def test_synthetic_size_is_checked_against_the_memory_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A size that does not fit is refused before generation, naming the parameter; one that fits runs."""
+    from sessbench.data import synthetic
+
+    calls: list[int] = []
+    real = synthetic.SyntheticGenerator.__init__
+    monkeypatch.setattr(synthetic.SyntheticGenerator, "__init__", lambda self, c: (calls.append(1), real(self, c))[1])
+    monkeypatch.setattr("sessbench.memory.available_bytes", lambda device: 64 * 2**20)  # a 64 MiB machine
+    big = "synthetic:n_sessions=200000"  # about 110 MiB to generate
+    code = main(["--quiet", *_run(tmp_path, "--models", "pop", "--dataset", big)])
+    message = _expect_one_paragraph(code, capsys.readouterr().err, [
+        "synthetic dataset (n_sessions=200,000", "needs about", "only 64.0 MiB is available", "Fix: lower n_sessions (at most about",
+    ])
+    fits = int(re.search(r"at most about ([\d,]+) fit", message).group(1).replace(",", ""))
+    assert 50_000 < fits < 200_000
+    wide = "synthetic:n_items=100000,n_intents=40"
+    code = main(["--quiet", *_run(tmp_path, "--models", "pop", "--dataset", wide)])
+    _expect_one_paragraph(code, capsys.readouterr().err, ["n_items=100,000 with n_intents=40", "Fix: lower n_items"])
+    assert calls == [], "nothing was generated"
+    with pytest.raises(Exception, match="needs about"):
+        synthetic.build_synthetic(synthetic.SyntheticConfig(n_sessions=200_000))  # the library path checks too
+    assert main(["--quiet", *_run(tmp_path, "--models", "pop", "--dataset", SMALL)]) == 0  # a small one still runs
+    assert calls
+    TRIED.extend(["synthetic sessions beyond the memory available", "synthetic items beyond the memory available"])
+
+
+def test_synthetic_memory_estimate_is_on_the_safe_side() -> None:
+    """The estimate covers the measured peak of generation (tracemalloc sees numpy's buffers)."""
+    import tracemalloc
+
+    from sessbench.data.synthetic import SyntheticConfig, build_synthetic
+
+    config = SyntheticConfig(n_sessions=30_000, n_items=3_000)
+    tracemalloc.start()
+    try:
+        build_synthetic(config)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = sum(config.memory_parts().values())
+    assert peak <= estimate <= 3 * peak, (peak, estimate)
 
 
 

@@ -177,6 +177,7 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
         if rest:
             params.update(_parse_kv(rest, text))
         config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in params.items()))
+        config.check_memory()  # before any work: a size that cannot fit stops the grid here
         defaults = SyntheticConfig().to_dict()
         changed = {k: v for k, v in config.to_dict().items() if defaults.get(k) != v}
         return DatasetRequest(definition, changed)
