@@ -301,6 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sessbench.config import ParamResolver, default_config_dir, load_experiment, parse_set_options
     from sessbench.data.registry import parse_dataset
     from sessbench.models import get_model, load_plugins, resolve_models
+    from sessbench.planning import check_model_names
     from sessbench.report.tables import comparison_rows, text_table
     from sessbench.runner import RunSettings, Runner, plan_runs
 
@@ -333,6 +334,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     load_plugins()
     names = resolve_models(models_arg)
+    check_model_names(names)  # before any name becomes a path (configs/models/<name>.yaml, run ids)
     specs = [get_model(n) for n in names]
     ds_params = {**exp["dataset_params"], **_dataset_params(args.dataset_param)}
     requests = [parse_dataset(d, ds_params) for d in datasets_arg]

@@ -177,6 +177,12 @@ CASES = [
          ["--checkpoint-dir", "ck is a file, not a folder"], _a_file("ck")),
     Case("cache dir is a file (data prepare)", lambda t: ["data", "prepare", SMALL, "--cache-dir", str(t / "cache")],
          ["--cache-dir", "cache is a file, not a folder"], _a_file("cache")),
+    # names that would become paths
+    Case("dataset path with a control character", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:log\x1b[31m.csv"),
+         ["dataset 'clicks:log\\x1b[31m.csv' contains control characters (\\x1b)", "remove them"]),
+    Case("dataset path with a newline", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:a\nb.csv"), ["control characters (\\n)"]),
+    Case("empty dataset name", lambda t: _run(t, "--models", "pop", "--dataset", ""), ["empty dataset"]),
+    Case("official name with a separator", lambda t: _run(t, "--models", "pop", "--dataset", "official:../x"), ["--name '../x'"]),
 ]
 
 
@@ -344,6 +350,34 @@ def test_synthetic_memory_estimate_is_on_the_safe_side() -> None:
         tracemalloc.stop()
     estimate = sum(config.memory_parts().values())
     assert peak <= estimate <= 3 * peak, (peak, estimate)
+
+
+BAD_MODEL_NAMES = ["../../../escaped", "sub/dir", "back\\slash", "..", "two\nlines", "bidi\u202eevil", ""]
+
+
+def test_a_plugin_name_cannot_write_outside_the_runs_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sessbench import models
+    from sessbench.data.registry import parse_dataset
+    from sessbench.planning import RunSpec
+    from sessbench.results import record_path
+
+    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))  # the bad names go with the test
+    for i, bad in enumerate(BAD_MODEL_NAMES):
+        models.register_model(bad, groups=(f"test-bad-name-{i}",))(type(f"Bad{i}", (faultkit.Sleepy,), {}))
+    runs = tmp_path / "a" / "b" / "c" / "runs"
+    for i, bad in enumerate(BAD_MODEL_NAMES):
+        code = main(["--quiet", "run", "--models", f"test-bad-name-{i}", "--dataset", SMALL, "--runs-dir", str(runs),
+                     "--cache-dir", str(tmp_path / "cache")])
+        _expect_one_paragraph(code, capsys.readouterr().err, [f"model name {bad!r} (registered by ", "cannot be used", "Fix: rename it"])
+        TRIED.append(f"plugin named {bad!r}")
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name or p.suffix == ".json"]
+    # a spec nobody checked still gets a plain file name inside the runs directory
+    for bad in BAD_MODEL_NAMES:
+        run_id = RunSpec(bad, parse_dataset(SMALL), 0, "validated").run_id
+        assert "/" not in run_id and "\\" not in run_id and ".." not in run_id and run_id.isprintable()
+        assert record_path(runs, run_id).parent == runs
 
 
 

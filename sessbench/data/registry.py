@@ -150,8 +150,10 @@ class DatasetRequest:
 
 def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> DatasetRequest:
     """Parse `NAME`, `synthetic:k=v,...` or `clicks:PATH` (parameters from `extra_params`)."""
+    from sessbench.names import check_text
+
     extra = dict(extra_params or {})
-    name, _, rest = text.partition(":")
+    name, _, rest = check_text("dataset", text).partition(":")
     if name not in DATASETS:
         raise UnknownNameError(
             "dataset", name, DATASETS, "Run 'sessbench data list' to see them; use clicks:PATH for your own log."
