@@ -56,18 +56,49 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _int_list(text: str, option: str, example: str, minimum: int | None = None) -> list[int]:
-    """A comma list of integers (>= `minimum`) given to `option`, or a SessbenchError."""
-    kind = "integers" if minimum is None else f"integers >= {minimum}"
+def _int_list(text: str, option: str, example: str, minimum: int | None = None, maximum: int | None = None) -> list[int]:
+    """A comma list of integers (within [`minimum`, `maximum`]) given to `option`, or a SessbenchError."""
+    if maximum is not None:
+        kind = f"integers from {minimum} to {maximum}"
+    else:
+        kind = "integers" if minimum is None else f"integers >= {minimum}"
     try:
         values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise SessbenchError(f"{option} '{text}': expected a comma list of {kind}, e.g. {option} {example}") from None
     if not values:
         raise SessbenchError(f"{option} is empty: give a comma list of {kind}, e.g. {option} {example}")
-    if minimum is not None and min(values) < minimum:
+    if (minimum is not None and min(values) < minimum) or (maximum is not None and max(values) > maximum):
         raise SessbenchError(f"{option} '{text}': expected a comma list of {kind}, e.g. {option} {example}")
     return values
+
+
+#: bounds of `run` options whose huge values would overflow or exhaust the machine
+MAX_SAVE_RECS = 10_000  # a top-K list longer than this is not a recommendation list
+MAX_RECS_CAP = 1_000
+MAX_THREADS = 1_024  # torch overflows (or crashes) far above any machine's core count
+
+
+def _check_run_values(args: argparse.Namespace, settings: Any) -> None:
+    """Refuse values that cannot mean what the user wants, before anything is prepared or trained."""
+    from sessbench.config import positive_finite
+
+    if settings.time_budget_s is not None and not positive_finite(settings.time_budget_s):
+        raise SessbenchError(f"--time-budget must be a positive, finite number of seconds (leave it out for no "
+                             f"budget), got {settings.time_budget_s}")
+    if args.timeout_s is not None and not positive_finite(args.timeout_s):
+        raise SessbenchError(f"--timeout must be a positive, finite number of seconds (leave it out for no limit), "
+                             f"got {args.timeout_s}")
+    if args.save_recs is not None and not 1 <= args.save_recs <= MAX_SAVE_RECS:
+        raise SessbenchError(f"--save-recs must be a list length K from 1 to {MAX_SAVE_RECS:,}, got {args.save_recs}")
+    if not 1 <= args.recs_cap <= MAX_RECS_CAP:
+        raise SessbenchError(f"--recs-cap must be a factor from 1 to {MAX_RECS_CAP:,} (lists hold at most FACTOR x K "
+                             f"items), got {args.recs_cap}")
+    if args.threads is not None and args.threads < 1:
+        raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
+    for option, value in (("--threads", args.threads), ("--jobs", args.jobs)):
+        if value is not None and value > MAX_THREADS:
+            raise SessbenchError(f"{option} must be at most {MAX_THREADS:,}, got {value}")
 
 
 def _dataset_params(values: list[str]) -> dict[str, Any]:
@@ -298,7 +329,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import torch
 
-    from sessbench.config import ParamResolver, default_config_dir, load_experiment, parse_set_options
+    from sessbench.config import MAX_SEED, ParamResolver, default_config_dir, load_experiment, parse_set_options
     from sessbench.data.registry import parse_dataset
     from sessbench.models import get_model, load_plugins, resolve_models
     from sessbench.planning import check_model_names
@@ -308,7 +339,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = load_experiment(args.config)
     models_arg = args.models or exp["models"]
     datasets_arg = args.datasets or exp["datasets"]
-    seeds = _int_list(args.seeds, "--seeds", "0,1,2") if args.seeds is not None else exp["seeds"]
+    seeds = _int_list(args.seeds, "--seeds", "0,1,2", minimum=0, maximum=MAX_SEED) if args.seeds is not None else exp["seeds"]
     protocol = args.protocol or exp["protocol"]
     settings = RunSettings(
         validation_fraction=float(args.validation_fraction if args.validation_fraction is not None else exp["validation_fraction"]),
@@ -320,16 +351,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise SessbenchError(f"--validation-fraction must be in [0, 1), got {settings.validation_fraction}")
     if settings.eval_batch_size is not None and settings.eval_batch_size < 1:
         raise SessbenchError(f"--eval-batch-size must be a positive number of prefixes, got {settings.eval_batch_size}")
-    if settings.time_budget_s is not None and settings.time_budget_s <= 0:
-        raise SessbenchError(f"--time-budget must be a positive number of seconds, got {settings.time_budget_s}")
-    if args.save_recs is not None and args.save_recs < 1:
-        raise SessbenchError(f"--save-recs must be a positive list length K, got {args.save_recs}")
-    if args.recs_cap < 1:
-        raise SessbenchError(f"--recs-cap must be a positive factor (lists hold at most FACTOR x K items), got {args.recs_cap}")
+    _check_run_values(args, settings)
     settings = replace(settings, save_recs=args.save_recs, recs_cap_factor=args.recs_cap, refit=not args.no_refit)
     if args.threads is not None:
-        if args.threads < 1:
-            raise SessbenchError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
 
     load_plugins()
@@ -392,8 +416,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     records = [r for r in (read_record(record_path(runs_dir, s.run_id)) for s in plan) if r is not None]
     cols = ["dataset", "model", "protocol", "seeds", "P@20", "MRR@20", "share of oracle P@20", "normalized gain", "fit s", "failed"]
+    rows = comparison_rows(records)
+    stopped = sum(int(r.get("stopped early", 0)) for r in rows)
+    if stopped:
+        cols.append("stopped early")
     print()
-    print(text_table(comparison_rows(records), cols), end="")
+    print(text_table(rows, cols), end="")
+    if stopped:
+        print(f"\n{stopped} run(s) were stopped early by the time budget ('stopped early'): their models trained for "
+              "less than asked, so their numbers understate them.", file=sys.stderr)
     failed = sum(r["status"] != "ok" for r in records)
     if failed:
         print(f"\n{failed} run(s) failed; their records in {runs_dir}/ hold the tracebacks.", file=sys.stderr)

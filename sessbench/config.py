@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,15 @@ EXPERIMENT_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "eval_batch_size": ((int, type(None)), None),
     "params": ((dict,), {}),
 }
+
+
+#: the largest seed every random generator sessbench seeds accepts (numpy's legacy seeding: 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+
+def positive_finite(value: Any) -> bool:
+    """A number of seconds (or a size) that means something: > 0, not NaN, not infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def default_config_dir() -> Path:
@@ -226,8 +236,9 @@ def validate_experiment(data: dict[str, Any], source: str, lines: KeyLines | Non
         raise fail("protocol", f"protocol must be one of {', '.join(PROTOCOLS)}, got '{out['protocol']}'")
     if not 0 <= float(out["validation_fraction"]) < 1:
         raise fail("validation_fraction", f"validation_fraction must be in [0, 1), got {out['validation_fraction']}")
-    if out["time_budget_s"] is not None and out["time_budget_s"] <= 0:
-        raise fail("time_budget_s", f"time_budget_s must be a positive number of seconds, got {out['time_budget_s']}")
+    if out["time_budget_s"] is not None and not positive_finite(out["time_budget_s"]):
+        raise fail("time_budget_s", f"time_budget_s must be a positive, finite number of seconds (leave it out for "
+                   f"no budget), got {out['time_budget_s']}")
     if out["eval_batch_size"] is not None and out["eval_batch_size"] < 1:
         raise fail("eval_batch_size", f"eval_batch_size must be a positive integer, got {out['eval_batch_size']}")
     if isinstance(out["datasets"], str):
@@ -238,6 +249,9 @@ def validate_experiment(data: dict[str, Any], source: str, lines: KeyLines | Non
         out["seeds"] = [out["seeds"]]
     if not out["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in out["seeds"]):
         raise fail("seeds", f"seeds must be a non-empty list of integers, got {out['seeds']!r}")
+    bad_seeds = [s for s in out["seeds"] if not 0 <= s <= MAX_SEED]
+    if bad_seeds:
+        raise fail("seeds", f"seeds must be integers from 0 to {MAX_SEED} (what numpy and torch accept), got {bad_seeds[0]}")
     if isinstance(out["models"], list):
         if not out["models"] or not all(isinstance(m, str) and m for m in out["models"]):
             raise fail("models", f"models must be a name, a group or a list of names, got {out['models']!r}")

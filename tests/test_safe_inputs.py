@@ -183,6 +183,24 @@ CASES = [
     Case("dataset path with a newline", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:a\nb.csv"), ["control characters (\\n)"]),
     Case("empty dataset name", lambda t: _run(t, "--models", "pop", "--dataset", ""), ["empty dataset"]),
     Case("official name with a separator", lambda t: _run(t, "--models", "pop", "--dataset", "official:../x"), ["--name '../x'"]),
+    # values that cannot mean what the user wants
+    Case("time budget NaN", lambda t: _run(t, "--models", "pop", "--time-budget", "nan"), ["--time-budget", "positive, finite", "got nan"]),
+    Case("time budget infinite", lambda t: _run(t, "--models", "pop", "--time-budget", "inf"), ["--time-budget", "got inf"]),
+    Case("time budget negative", lambda t: _run(t, "--models", "pop", "--time-budget", "-5"), ["--time-budget", "got -5"]),
+    Case("timeout NaN", lambda t: _run(t, "--models", "pop", "--timeout", "nan"), ["--timeout", "positive, finite"]),
+    Case("huge seed", lambda t: _run(t, "--models", "pop", "--seeds", str(10**30)), ["--seeds", "from 0 to 4294967295"]),
+    Case("seed just above numpy's range", lambda t: _run(t, "--models", "pop", "--seeds", f"0,{2**32}"), ["--seeds", "from 0 to 4294967295"]),
+    Case("negative seed", lambda t: _run(t, "--models", "pop", "--seeds", "-1"), ["--seeds", "from 0 to 4294967295"]),
+    Case("huge --save-recs", lambda t: _run(t, "--models", "pop", "--save-recs", str(10**30)), ["--save-recs", "from 1 to 10,000"]),
+    Case("huge --recs-cap", lambda t: _run(t, "--models", "pop", "--save-recs", "5", "--recs-cap", str(10**30)), ["--recs-cap", "from 1 to 1,000"]),
+    Case("huge --jobs", lambda t: _run(t, "--models", "pop", "--jobs", str(10**9)), ["--jobs must be at most 1,024"]),
+    Case("huge --threads", lambda t: _run(t, "--models", "pop", "--threads", str(10**30)), ["--threads must be at most 1,024"]),
+    Case("config time budget NaN", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 2", "time_budget_s must be a positive, finite"],
+         _yaml("models: pop\ntime_budget_s: .nan\n")),
+    Case("config time budget infinite", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 1", "time_budget_s must be"],
+         _yaml("time_budget_s: .inf\n")),
+    Case("config huge seed", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 1", "seeds must be integers from 0 to 4294967295"],
+         _yaml(f"seeds: [0, {10**30}]\n")),
 ]
 
 
@@ -380,6 +398,22 @@ def test_a_plugin_name_cannot_write_outside_the_runs_dir(
         assert record_path(runs, run_id).parent == runs
 
 
+def test_summary_marks_runs_stopped_by_the_time_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sessbench.report.tables import stopped_by_budget
+
+    argv = ["--quiet", "run", "--models", "test-embedding", "--set", "test-embedding.epochs=500", "--dataset", SMALL]
+    assert main([*argv, "--runs-dir", str(tmp_path / "free")]) == 0
+    assert "stopped early" not in capsys.readouterr().out  # nothing stopped: no column
+    assert main([*argv, "--runs-dir", str(tmp_path / "budget"), "--time-budget", "0.05"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("dataset"))
+    assert header.rstrip().endswith("stopped early")
+    marks = {line.split()[1]: line.split()[-1] for line in lines if line.startswith("synthetic:")}
+    assert marks == {"oracle": "0", "pop": "0", "test-embedding": "1"}, out
+    assert "1 run(s) were stopped early by the time budget" in err
+    stopped = [r["model"] for r in iter_records(tmp_path / "budget") if stopped_by_budget(r)]
+    assert stopped == ["test-embedding"]
 
 
 def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
