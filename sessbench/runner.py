@@ -15,7 +15,14 @@ Whatever the executor, `Runner.run`:
    input stops the grid before any training (`SessbenchError`, exit code 2);
 4. claims each run (`sessbench.claims`) before it starts, so two `sessbench run` processes on
    one runs directory neither corrupt each other nor run one run twice at once, and comes back
-   at the end to runs that another process held.
+   at the end to runs that another process held. A run whose record another process wrote
+   during this grid is not run again, with or without `--resume` (the record's file is compared
+   with what was there when the grid started, not by clocks).
+
+A folder that cannot be written (`--runs-dir`, the cache, the checkpoints) stops the grid before
+anything runs, and a full or read-only disk met during the grid stops it at once
+(`sessbench.storage.StorageError`, exit code 2): the records already written are complete, the
+run that met it is not recorded, and `--resume` later runs what is left.
 """
 
 from __future__ import annotations
@@ -92,6 +99,10 @@ class Runner:
     #: where epoch checkpoints of unfinished runs live (default: <cache dir>/checkpoints)
     checkpoint_dir: Path | None = None
     _datasets: dict[str, LoadedDataset] = field(default_factory=dict)
+    #: each planned run's record file (inode, mtime, size) when this grid started; None when absent
+    _stamps: dict[str, tuple[int, int, int] | None] = field(default_factory=dict, repr=False)
+    #: runs skipped because another process wrote their record during this grid
+    done_elsewhere: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.checkpoint_dir is None:
@@ -145,17 +156,25 @@ class Runner:
                 todo.append(spec)
         if not todo:
             return []
+        self._stamps = {spec.run_id: _stamp(record_path(self.runs_dir, spec.run_id)) for spec in todo}
+        self.done_elsewhere = []
         executor = self.executor if self.executor is not None else InProcessExecutor()
         executor.start(self, todo)
         try:
             executor.prepare(self, todo)
             with Claims(self.runs_dir, stale_after_s=self.claim_stale_after_s) as claims:
                 try:
-                    return self._drive(todo, executor, claims, on_record)
+                    records = self._drive(todo, executor, claims, on_record)
                 finally:
                     executor.close()  # stop run processes before their claims are released
         finally:
             executor.close()
+        if self.done_elsewhere:
+            log.warning(
+                "%d of %d run(s) were run by another sessbench process on %s during this grid; their records are "
+                "kept and they were not run again", len(self.done_elsewhere), len(todo), self.runs_dir,
+            )
+        return records
 
     def check_folders(self) -> None:
         """Refuse, before any work, folders the grid must write and cannot: the runs directory,
@@ -205,7 +224,6 @@ class Runner:
         on_record: Callable[[dict[str, Any]], None] | None,
     ) -> list[dict[str, Any]]:
         """Claim, submit and collect runs; come back to runs held by other processes at the end."""
-        grid_start = time.time()
         records: list[dict[str, Any]] = []
         pending: deque[RunSpec] = deque(specs)
         waiting: list[RunSpec] = []  # claimed by another live process
@@ -222,7 +240,7 @@ class Runner:
                         waited.add(spec.run_id)
                     waiting.append(spec)
                     continue
-                if self._done_elsewhere(spec, spec.run_id in waited, grid_start):
+                if self._done_elsewhere(spec):
                     claims.release(spec.run_id)
                     continue
                 in_flight[executor.submit(self, spec)] = spec
@@ -277,21 +295,19 @@ class Runner:
                     spec.dataset.source.describe(),
                 )
 
-    def _done_elsewhere(self, spec: RunSpec, waited: bool, grid_start: float) -> bool:
-        """After claiming: was the run finished by another process meanwhile?"""
+    def _done_elsewhere(self, spec: RunSpec) -> bool:
+        """After claiming: did another process write this run's record since this grid started?
+
+        Then its record stands, whatever it says, with or without --resume: two grids on one
+        runs directory run each run once. A record that was there before the grid started is
+        not "elsewhere" (without --resume the run starts again, as asked).
+        """
         path = record_path(self.runs_dir, spec.run_id)
-        if self.resume and self._finished(spec):
-            log.info("skip %s (finished by another process)", spec.run_id)
-            return True
-        if waited:  # another process held it during this grid: take its fresh record, whatever it says
-            try:
-                fresh = path.stat().st_mtime >= grid_start - 1
-            except FileNotFoundError:
-                fresh = False
-            if fresh and read_record(path) is not None:
-                log.info("skip %s (run by another process during this grid)", spec.run_id)
-                return True
-        return False
+        if spec.run_id not in self._stamps or _stamp(path) == self._stamps[spec.run_id] or read_record(path) is None:
+            return False
+        log.info("skip %s (run by another process during this grid)", spec.run_id)
+        self.done_elsewhere.append(spec.run_id)
+        return True
 
     def execute(self, spec: RunSpec, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one spec and write its record (what every executor does, wherever it runs).
@@ -341,6 +357,15 @@ class Runner:
             spec = replace(spec, dataset=loaded.request)
         return run_one(spec, loaded, device, self.runs_dir, self.command, self.worker_kind, self.progress,
                        self.checkpoint_dir)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What identifies one version of a file: a record is replaced by rename, so a new inode."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 _ERRNO_MESSAGE = re.compile(r"^\[Errno (\d+)\] ([^:]*)(?:: (.*))?")

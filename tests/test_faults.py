@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from faultkit import SMALL, SMALL2, all_files, cli_process, comparable, ranks, run_cli
-from sessbench.claims import Claims, claim_path
+from sessbench.claims import PROBLEM, Claims, boot_id, claim_path, process_start
 from sessbench.cli import main
 from sessbench.faults import ENV_VAR
 from sessbench.results import iter_records, read_record
@@ -394,3 +394,164 @@ def test_full_disk_in_a_run_process_stops_the_grid(reference: Path, tmp_path: Pa
     assert all_files(runs) == all_files(reference)
     FIGURES["disk faults survived"] += 1
     FIGURES["records compared"] += N_RUNS
+
+
+# ---------------------------------------------------------------------------- claims resolved at once
+def _grid_log(runs: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
+    with caplog.at_level("INFO", logger="sessbench"):
+        assert main(["--quiet", "run", "--models", "pop", "--dataset", SMALL, "--runs-dir", str(runs)]) == 0
+    return [r.getMessage() for r in caplog.records]
+
+
+def test_claim_of_a_pid_reused_by_another_program_is_taken_over_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The claim's pid is alive, but it is another program (another start time): not waited on."""
+    import subprocess
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ids = _plan_ids(tmp_path)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        start, boot = process_start(other.pid), boot_id()
+        if start is None or boot is None:
+            pytest.skip("no /proc: process start times cannot be told")
+        path = _write_claim(runs, ids[1], other.pid)
+        path.write_text(json.dumps({**json.loads(path.read_text()), "process_start": start - 100, "boot_id": boot}))
+        messages = _grid_log(runs, caplog)
+        assert other.poll() is None  # the unrelated program is left alone
+    finally:
+        other.kill()
+        other.wait()
+    assert any(f"pid {other.pid} now belongs to another program" in m for m in messages), messages
+    assert not any("is being run by" in m for m in messages), "it waited on an unrelated process"
+    assert len(list(iter_records(runs))) == 2 and not path.exists()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_claim_of_an_older_sessbench_naming_another_program_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A claim without a start time (older sessbench) whose pid runs neither Python nor sessbench."""
+    import subprocess
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ids = _plan_ids(tmp_path)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        if not Path(f"/proc/{other.pid}/cmdline").exists():
+            pytest.skip("no /proc: command lines cannot be read")
+        path = _write_claim(runs, ids[1], other.pid)
+        messages = _grid_log(runs, caplog)
+    finally:
+        other.kill()
+        other.wait()
+    assert any(f"pid {other.pid} now runs another program (sleep 60)" in m for m in messages), messages
+    assert not any("is being run by" in m for m in messages)
+    assert len(list(iter_records(runs))) == 2 and not path.exists()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_a_live_holder_with_its_start_time_is_still_waited_for(tmp_path: Path) -> None:
+    """The start time tells a reused pid apart without taking a live holder's run away."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = process_start(holder.pid)
+        if start is None:
+            pytest.skip("no /proc")
+        path = _write_claim(tmp_path, "r1", holder.pid)
+        path.write_text(json.dumps({**json.loads(path.read_text()), "process_start": start, "boot_id": boot_id()}))
+        claims = Claims(tmp_path)
+        assert not claims.acquire("r1")
+        assert claims.sweep() == [] and path.exists()
+        path.write_text(json.dumps({**json.loads(path.read_text()), "process_start": start + 1}))
+        assert claims.acquire("r1")  # the same pid with another start time: another program
+        claims.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("garbage", [b"{not json", b"[1, 2]", b'{"pid": "12", "host": 3}', b"", b"\xff\xfe\x00"],
+                         ids=["truncated", "a list", "wrong types", "empty", "binary"])
+def test_garbled_claim_is_taken_over_at_once(garbage: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Claims are written whole, so a garbled one belongs to no live process: not waited on."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ids = _plan_ids(tmp_path)
+    path = claim_path(runs, ids[1])
+    path.write_bytes(garbage)
+    messages = _grid_log(runs, caplog)
+    assert any("garbled" in m for m in messages), messages
+    assert not any("is being run by" in m for m in messages)
+    assert len(list(iter_records(runs))) == 2 and not path.exists()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_unreadable_claim_is_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A claim file that cannot be read is said at once (path and fix), then waited on until it ages out."""
+    from sessbench import claims as claims_module
+
+    path = _write_claim(tmp_path, "r1", 1)
+    real = claims_module.read_claim
+    monkeypatch.setattr(claims_module, "read_claim", lambda p: {PROBLEM: "unreadable", "detail": "Permission denied"}
+                        if Path(p) == path else real(p))
+    claims = Claims(tmp_path, stale_after_s=600)
+    with caplog.at_level("WARNING", logger="sessbench.claims"):
+        assert not claims.acquire("r1")
+        assert not claims.acquire("r1")
+    said = [r.getMessage() for r in caplog.records if str(path) in r.getMessage()]
+    assert len(said) == 1, said  # at once, and once
+    assert "cannot be read (Permission denied)" in said[0] and "Fix:" in said[0] and "delete it" in said[0]
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    assert claims.acquire("r1")  # aged out: taken over
+    claims.close()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_two_grids_without_resume_run_each_run_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two grids on one runs directory, started together without --resume (both asked to rerun the
+    records already there): each run executes once, and the runs the other grid did are said."""
+    from sessbench.data.registry import parse_dataset
+    from sessbench.runner import RunSettings, Runner, plan_runs
+
+    plan = plan_runs(["test-sleepy", "pop"], [parse_dataset(SMALL)], [0, 1, 2, 3, 4, 5], "validated",
+                     lambda m, d: {"seconds": 0.1} if m == "test-sleepy" else {}, RunSettings())
+    alone = tmp_path / "alone"
+    Runner(alone).run(plan)
+    shared = tmp_path / "shared"
+    Runner(shared).run(plan)  # records from before: without --resume both grids start them again
+    barrier = threading.Barrier(2, timeout=60)
+
+    class TogetherRunner(Runner):
+        """Both grids have taken stock of the runs directory before either runs anything."""
+
+        def _drive(self, *args, **kwargs):
+            barrier.wait()
+            return super()._drive(*args, **kwargs)
+
+    executed: list[list[str]] = [[], []]
+    errors: list[BaseException] = []
+
+    def grid(i: int) -> None:
+        try:
+            TogetherRunner(shared).run(plan, on_record=lambda rec: executed[i].append(rec["run_id"]))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with caplog.at_level("INFO", logger="sessbench.runner"):
+        threads = [threading.Thread(target=grid, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert not errors, errors
+    ran = executed[0] + executed[1]
+    assert sorted(ran) == sorted(s.run_id for s in Runner(shared).resolve(plan)), executed  # every run once, none twice
+    assert min(map(len, executed)) > 0, "both grids did part of the work"
+    said = [r.getMessage() for r in caplog.records if "run by another sessbench process" in r.getMessage()]
+    assert said and sum(int(m.split()[0]) for m in said) == len(plan), said
+    assert comparable(shared) == comparable(alone)
+    FIGURES["records compared"] += len(plan)
