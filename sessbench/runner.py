@@ -266,16 +266,22 @@ class Runner:
         return records
 
     def _finished(self, spec: RunSpec) -> bool:
-        """Finished, with the lists `--save-recs K` asks for: a run finished without them (or
-        with another K) runs again, so `--resume --save-recs K` completes a grid's lists."""
+        """Finished: an ok record whose rank file reads back (a missing or corrupt one is said and
+        the run starts again, so `--resume` repairs it), with the lists `--save-recs K` asks for:
+        a run finished without them (or with another K) runs again, so `--resume --save-recs K`
+        completes a grid's lists."""
         if not is_finished(self.runs_dir, spec.run_id):
+            return False
+        record = read_record(record_path(self.runs_dir, spec.run_id)) or {}
+        problem = _ranks_problem(self.runs_dir, spec.run_id, record)
+        if problem is not None:
+            log.warning("%s: its rank file %s; the run starts again to repair it", spec.run_id, problem)
             return False
         k = spec.settings.save_recs
         if not k:
             return True
-        record = read_record(record_path(self.runs_dir, spec.run_id)) or {}
         saved = record.get("recs") or {}
-        return saved.get("k") == k and recs_path(self.runs_dir, spec.run_id).is_file()
+        return isinstance(saved, dict) and saved.get("k") == k and recs_path(self.runs_dir, spec.run_id).is_file()
 
     def _say_other_data(self, spec: RunSpec) -> None:
         """Name the finished records of this run made from other data: --resume reruns it."""
@@ -366,6 +372,28 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _ranks_problem(runs_dir: Path, run_id: str, record: dict[str, Any]) -> str | None:
+    """Why a finished record's rank file cannot serve reports (missing, unreadable), or None."""
+    import zipfile
+
+    import numpy as np
+
+    name = record.get("ranks_file")
+    path = runs_dir / name if isinstance(name, str) and name and "/" not in name else ranks_path(runs_dir, run_id)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = {"greater", "equal"} - set(npz.files)
+            if missing:
+                return f"{path.name} lacks {', '.join(sorted(missing))}"
+            for key in npz.files:
+                npz[key]  # reads and CRC-checks every array
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        return f"{path.name} is unreadable ({type(exc).__name__}: {exc})"
+    return None
 
 
 _ERRNO_MESSAGE = re.compile(r"^\[Errno (\d+)\] ([^:]*)(?:: (.*))?")

@@ -396,6 +396,38 @@ def test_full_disk_in_a_run_process_stops_the_grid(reference: Path, tmp_path: Pa
     FIGURES["records compared"] += N_RUNS
 
 
+def test_resume_repairs_corrupt_and_missing_rank_files(reference: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An ok record whose rank file is missing, truncated or corrupt is not finished: --resume reruns
+    exactly those runs (and says why), and leaves the others alone."""
+    import shutil
+    import zipfile
+
+    runs = tmp_path / "runs"
+    shutil.copytree(reference, runs)
+    files = sorted(runs.glob("*.ranks.npz"))
+    files[0].unlink()
+    files[1].write_bytes(files[1].read_bytes()[: files[1].stat().st_size // 2])
+    data = bytearray(files[2].read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    files[2].write_bytes(bytes(data))
+    with pytest.raises((zipfile.BadZipFile, ValueError, OSError, EOFError)):
+        with np.load(files[2], allow_pickle=False) as npz:
+            [npz[k] for k in npz.files]  # the corruption is real
+    damaged = {f.name.removesuffix(".ranks.npz") for f in files[:3]}
+    before = {p.name: p.stat().st_ino for p in runs.glob("*.json")}
+
+    with caplog.at_level("WARNING", logger="sessbench.runner"):
+        assert main([*GRID, "--runs-dir", str(runs), "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if "the run starts again to repair it" in r.getMessage()]
+    assert len(said) == 3 and any("is missing" in m for m in said) and sum("is unreadable" in m for m in said) == 2, said
+    rerun = {name.removesuffix(".json") for name, ino in before.items() if (runs / name).stat().st_ino != ino}
+    assert rerun == damaged  # the damaged runs again, the sound ones skipped
+    assert comparable(runs) == comparable(reference)
+    assert ranks(runs) == ranks(reference)
+    FIGURES["records compared"] += N_RUNS
+
+
 # ---------------------------------------------------------------------------- claims resolved at once
 def _grid_log(runs: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
     with caplog.at_level("INFO", logger="sessbench"):
