@@ -15,12 +15,20 @@ Whatever the executor, `Runner.run`:
    input stops the grid before any training (`SessbenchError`, exit code 2);
 4. claims each run (`sessbench.claims`) before it starts, so two `sessbench run` processes on
    one runs directory neither corrupt each other nor run one run twice at once, and comes back
-   at the end to runs that another process held.
+   at the end to runs that another process held. A run whose record another process wrote
+   during this grid is not run again, with or without `--resume` (the record's file is compared
+   with what was there when the grid started, not by clocks).
+
+A folder that cannot be written (`--runs-dir`, the cache, the checkpoints) stops the grid before
+anything runs, and a full or read-only disk met during the grid stops it at once
+(`sessbench.storage.StorageError`, exit code 2): the records already written are complete, the
+run that met it is not recorded, and `--resume` later runs what is left.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import sys
 import time
@@ -56,8 +64,10 @@ from sessbench.models import get_model
 from sessbench.planning import ORACLE, REFERENCE_MODEL, RunSettings, RunSpec, plan_runs, seed_dependent  # noqa: F401 - re-exported
 from sessbench.progress import ProgressFactory, null_progress
 from sessbench.results import (
-    SPLITS_FOLDER, is_finished, read_record, record_path, recs_path, save_split_examples, split_table_id, write_record,
+    SPLITS_FOLDER, is_finished, ranks_path, read_record, record_path, recs_path, save_split_examples, split_table_id,
+    write_record,
 )
+from sessbench.storage import FULL_DISK_ERRNOS, StorageError, check_folder, is_environment_error, reason_and_fix
 from sessbench.training import resolve_device
 
 #: seconds between checks on runs that another process holds
@@ -92,6 +102,10 @@ class Runner:
     #: where epoch checkpoints of unfinished runs live (default: <cache dir>/checkpoints)
     checkpoint_dir: Path | None = None
     _datasets: dict[str, LoadedDataset] = field(default_factory=dict)
+    #: each planned run's record file (inode, mtime, size) when this grid started; None when absent
+    _stamps: dict[str, tuple[int, int, int] | None] = field(default_factory=dict, repr=False)
+    #: runs skipped because another process wrote their record during this grid
+    done_elsewhere: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.checkpoint_dir is None:
@@ -129,6 +143,7 @@ class Runner:
 
         plan = self.resolve(plan)
         self.runs_dir = Path(self.runs_dir)
+        self.check_folders()
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         for folder in (self.runs_dir, self.runs_dir / SPLITS_FOLDER):
             for path in remove_stale_temp_files(folder) if folder.is_dir() else []:
@@ -145,17 +160,35 @@ class Runner:
                 todo.append(spec)
         if not todo:
             return []
+        self._stamps = {spec.run_id: _stamp(record_path(self.runs_dir, spec.run_id)) for spec in todo}
+        self.done_elsewhere = []
         executor = self.executor if self.executor is not None else InProcessExecutor()
         executor.start(self, todo)
         try:
             executor.prepare(self, todo)
             with Claims(self.runs_dir, stale_after_s=self.claim_stale_after_s) as claims:
                 try:
-                    return self._drive(todo, executor, claims, on_record)
+                    records = self._drive(todo, executor, claims, on_record)
                 finally:
                     executor.close()  # stop run processes before their claims are released
         finally:
             executor.close()
+        if self.done_elsewhere:
+            log.warning(
+                "%d of %d run(s) were run by another sessbench process on %s during this grid; their records are "
+                "kept and they were not run again", len(self.done_elsewhere), len(todo), self.runs_dir,
+            )
+        return records
+
+    def check_folders(self) -> None:
+        """Refuse, before any work, folders the grid must write and cannot: the runs directory,
+        the cache and the checkpoints (a file in the way, a read-only disk, permissions)."""
+        from sessbench.data.cache import default_cache_dir
+
+        check_folder(self.runs_dir, "--runs-dir")
+        check_folder(default_cache_dir(self.cache_dir), "--cache-dir")
+        if self.checkpoint_dir is not None:
+            check_folder(self.checkpoint_dir, "--checkpoint-dir")
 
     def prepare(self, plan: list[RunSpec], keep: bool = True) -> None:
         """Prepare each dataset of `plan` (or load it from the cache) and check memory, before any run.
@@ -200,7 +233,6 @@ class Runner:
         on_record: Callable[[dict[str, Any]], None] | None,
     ) -> list[dict[str, Any]]:
         """Claim, submit and collect runs; come back to runs held by other processes at the end."""
-        grid_start = time.time()
         records: list[dict[str, Any]] = []
         pending: deque[RunSpec] = deque(specs)
         waiting: list[RunSpec] = []  # claimed by another live process
@@ -217,7 +249,7 @@ class Runner:
                         waited.add(spec.run_id)
                     waiting.append(spec)
                     continue
-                if self._done_elsewhere(spec, spec.run_id in waited, grid_start):
+                if self._done_elsewhere(spec):
                     claims.release(spec.run_id)
                     continue
                 in_flight[executor.submit(self, spec)] = spec
@@ -243,16 +275,22 @@ class Runner:
         return records
 
     def _finished(self, spec: RunSpec) -> bool:
-        """Finished, with the lists `--save-recs K` asks for: a run finished without them (or
-        with another K) runs again, so `--resume --save-recs K` completes a grid's lists."""
+        """Finished: an ok record whose rank file reads back (a missing or corrupt one is said and
+        the run starts again, so `--resume` repairs it), with the lists `--save-recs K` asks for:
+        a run finished without them (or with another K) runs again, so `--resume --save-recs K`
+        completes a grid's lists."""
         if not is_finished(self.runs_dir, spec.run_id):
+            return False
+        record = read_record(record_path(self.runs_dir, spec.run_id)) or {}
+        problem = _ranks_problem(self.runs_dir, spec.run_id, record)
+        if problem is not None:
+            log.warning("%s: its rank file %s; the run starts again to repair it", spec.run_id, problem)
             return False
         k = spec.settings.save_recs
         if not k:
             return True
-        record = read_record(record_path(self.runs_dir, spec.run_id)) or {}
         saved = record.get("recs") or {}
-        return saved.get("k") == k and recs_path(self.runs_dir, spec.run_id).is_file()
+        return isinstance(saved, dict) and saved.get("k") == k and recs_path(self.runs_dir, spec.run_id).is_file()
 
     def _say_other_data(self, spec: RunSpec) -> None:
         """Name the finished records of this run made from other data: --resume reruns it."""
@@ -272,21 +310,19 @@ class Runner:
                     spec.dataset.source.describe(),
                 )
 
-    def _done_elsewhere(self, spec: RunSpec, waited: bool, grid_start: float) -> bool:
-        """After claiming: was the run finished by another process meanwhile?"""
+    def _done_elsewhere(self, spec: RunSpec) -> bool:
+        """After claiming: did another process write this run's record since this grid started?
+
+        Then its record stands, whatever it says, with or without --resume: two grids on one
+        runs directory run each run once. A record that was there before the grid started is
+        not "elsewhere" (without --resume the run starts again, as asked).
+        """
         path = record_path(self.runs_dir, spec.run_id)
-        if self.resume and self._finished(spec):
-            log.info("skip %s (finished by another process)", spec.run_id)
-            return True
-        if waited:  # another process held it during this grid: take its fresh record, whatever it says
-            try:
-                fresh = path.stat().st_mtime >= grid_start - 1
-            except FileNotFoundError:
-                fresh = False
-            if fresh and read_record(path) is not None:
-                log.info("skip %s (run by another process during this grid)", spec.run_id)
-                return True
-        return False
+        if spec.run_id not in self._stamps or _stamp(path) == self._stamps[spec.run_id] or read_record(path) is None:
+            return False
+        log.info("skip %s (run by another process during this grid)", spec.run_id)
+        self.done_elsewhere.append(spec.run_id)
+        return True
 
     def execute(self, spec: RunSpec, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run one spec and write its record (what every executor does, wherever it runs).
@@ -298,10 +334,21 @@ class Runner:
         record["seed_dependent"] = seed_dependent(spec.model)
         if extra:
             record.update(extra)
-        write_record(self.runs_dir, record)
+        fault = _full_disk_failure(record)
+        if fault is not None:  # the disk is full or read-only: every later run would fail alike
+            raise StorageError(self._storage_stop(spec, *fault))
+        try:
+            write_record(self.runs_dir, record)
+        except OSError as exc:
+            if not is_environment_error(exc):
+                raise
+            raise StorageError(self._storage_stop(spec, *reason_and_fix(exc), f"{exc.filename or self.runs_dir}")) from None
         failpoint("runner.after-record")
         if record.get("status") == "ok":
-            remove_checkpoints(self.checkpoint_dir, spec)
+            try:
+                remove_checkpoints(self.checkpoint_dir, spec)
+            except OSError as exc:  # leftover checkpoints cost space, not results
+                log.warning("%s: could not remove its epoch checkpoints (%s)", spec.run_id, exc)
         return record
 
     def save_split_examples(self, loaded: LoadedDataset) -> None:
@@ -313,6 +360,15 @@ class Runner:
             save_split_examples(self.runs_dir, loaded.split, split_table_id(loaded.request.key, source.digest))
         except OSError as exc:
             log.warning("could not write the test example table of %s: %s", loaded.request.key, exc)
+
+    def _storage_stop(self, spec: RunSpec, reason: str, fix: str, where: str) -> str:
+        """The paragraph for a grid stopped by the disk: what happened, what is kept, what to do."""
+        kept = sum(1 for p in self.runs_dir.glob("*.json") if not p.name.startswith("."))
+        return (
+            f"run {spec.run_id} could not be saved: {reason} ({where}). The grid stopped here; the {kept} "
+            f"record(s) in {self.runs_dir} are complete and kept, and this run was not recorded. Fix: {fix}; "
+            "then rerun the same command with --resume to run what is left."
+        )
 
     def base_record(self, spec: RunSpec) -> dict[str, Any]:
         """The identity part of a record (every record, ok or failed, starts with it)."""
@@ -328,3 +384,52 @@ class Runner:
         self.save_split_examples(loaded)
         return run_one(spec, loaded, device, self.runs_dir, self.command, self.worker_kind, self.progress,
                        self.checkpoint_dir)
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What identifies one version of a file: a record is replaced by rename, so a new inode."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _ranks_problem(runs_dir: Path, run_id: str, record: dict[str, Any]) -> str | None:
+    """Why a finished record's rank file cannot serve reports (missing, unreadable), or None."""
+    import zipfile
+
+    import numpy as np
+
+    name = record.get("ranks_file")
+    path = runs_dir / name if isinstance(name, str) and name and "/" not in name else ranks_path(runs_dir, run_id)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = {"greater", "equal"} - set(npz.files)
+            if missing:
+                return f"{path.name} lacks {', '.join(sorted(missing))}"
+            for key in npz.files:
+                npz[key]  # reads and CRC-checks every array
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        return f"{path.name} is unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
+_ERRNO_MESSAGE = re.compile(r"^\[Errno (\d+)\] ([^:]*)(?:: (.*))?")
+
+
+def _full_disk_failure(record: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(reason, fix, where) when a failed record failed because the disk is full or read-only.
+
+    The run's exception was turned into the record by `execution.run_one`; an OSError keeps its
+    error number in its message ("[Errno 28] No space left on device: 'PATH'")."""
+    if record.get("status") != "failed":
+        return None
+    error = record.get("error") or {}
+    match = _ERRNO_MESSAGE.match(str(error.get("message", "")))
+    if not match or not str(error.get("type", "")).endswith("Error") or int(match.group(1)) not in FULL_DISK_ERRNOS:
+        return None
+    reason, fix = reason_and_fix(OSError(int(match.group(1)), match.group(2)))
+    return reason, fix, (match.group(3) or "a file of the run").strip("'")

@@ -165,8 +165,10 @@ class DatasetRequest:
 
 def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> DatasetRequest:
     """Parse `NAME`, `synthetic:k=v,...` or `clicks:PATH` (parameters from `extra_params`)."""
+    from sessbench.names import check_text
+
     extra = dict(extra_params or {})
-    name, _, rest = text.partition(":")
+    name, _, rest = check_text("dataset", text).partition(":")
     if name not in DATASETS:
         raise UnknownNameError(
             "dataset", name, DATASETS, "Run 'sessbench data list' to see them; use clicks:PATH for your own log."
@@ -198,6 +200,7 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
         if rest:
             params.update(_parse_kv(rest, text))
         config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in params.items()))
+        config.check_memory()  # before any work: a size that cannot fit stops the grid here
         defaults = SyntheticConfig().to_dict()
         changed = {k: v for k, v in config.to_dict().items() if defaults.get(k) != v}
         return DatasetRequest(definition, changed)

@@ -159,8 +159,75 @@ class SyntheticConfig:
             0 < self.test_days < self.days,
             f"need 0 < test_days < days (got test_days={self.test_days}, days={self.days})",
         )
+        need(
+            0 <= self.start_time and self.start_time + self.days * DAY_S < 2**62,
+            f"need 0 <= start_time and session times (start_time + days * 86400 seconds) below 2**62 "
+            f"(got start_time={self.start_time}, days={self.days})",
+        )
+        need(self.seed >= 0, f"seed must be >= 0 (got {self.seed})")
         if problems:
             raise ConfigError("invalid synthetic dataset configuration: " + "; ".join(problems) + ".")
+
+    def memory_parts(self) -> dict[str, int]:
+        """Bytes generating this dataset takes at its peak, by what drives them (measured within
+        about 1.5x above on the defaults, 400k sessions, 200k items and 200 intents).
+
+        "parameters" grows with n_items x n_intents (the membership draw, the transition tables),
+        "sessions" with n_sessions x the longest session (the click grid sampled position by
+        position, then the sessions' arrays).
+        """
+        n, k = self.n_items + 1, self.n_intents
+        members = n * (self.min_intents_per_item + self.max_intents_per_item) / 2
+        parameters = 34 * n * k + 48 * members * (1 + self.successors)
+        return {"parameters": int(parameters), "sessions": int(self.n_sessions * (9 * self.grid_width() + 12 * self.mean_length + 64))}
+
+    def grid_width(self) -> int:
+        """The longest session the generator is likely to draw (the width of its click grid): a
+        length all n_sessions stay below in 99 of 100 datasets, at most max_length.
+
+        Walks the NegBin(length_shape, p) probabilities of the extra clicks k (the ratio of
+        successive terms is (k + r) / (k + 1) * q) until the tail beyond k, bounded by a geometric
+        series, is below 0.01 / n_sessions. A few hundred steps even for huge n_sessions.
+        """
+        r, extra_mean = float(self.length_shape), self.mean_length - 2.0
+        q = extra_mean / (r + extra_mean)  # numpy's negative_binomial(r, 1 - q) counts these extra clicks
+        target = math.log(0.01) - math.log(self.n_sessions)
+        log_pmf, k, last = r * math.log1p(-q), 0, self.max_length - 2
+        while k < last:
+            rho = max((k + r) / (k + 1) * q, q)  # bounds every later ratio
+            if rho < 1 and log_pmf + math.log(rho) - math.log1p(-rho) < target:
+                break
+            log_pmf += math.log((k + r) / (k + 1) * q)
+            k += 1
+        return int(2 + k)
+
+    def check_memory(self, available: int | None = None) -> None:
+        """Refuse a configuration whose generation needs more memory than is available now,
+        before anything is allocated: a large size would grow until the kernel kills the process."""
+        if available is None:
+            from sessbench.memory import available_bytes
+
+            available = available_bytes(torch.device("cpu"))
+        parts = self.memory_parts()
+        needed = sum(parts.values())
+        if available is None or needed <= available:
+            return
+        from sessbench.memory import gib
+
+        if parts["sessions"] >= parts["parameters"]:
+            per = parts["sessions"] / self.n_sessions
+            fits = max(0, int((available - parts["parameters"]) / per))
+            knob = f"lower n_sessions (at most about {fits:,} fit) or max_length"
+            culprit = f"n_sessions={self.n_sessions:,} with sessions up to {self.grid_width()} clicks"
+        else:
+            fits = int(self.n_items * available / max(1, needed))
+            knob = f"lower n_items (at most about {fits:,} fit) or n_intents"
+            culprit = f"n_items={self.n_items:,} with n_intents={self.n_intents:,}"
+        raise ConfigError(
+            f"synthetic dataset ({culprit}): generating it needs about {gib(needed)} of memory "
+            f"({', '.join(f'{k} {gib(v)}' for k, v in parts.items())}), but only {gib(available)} is available. "
+            f"Fix: {knob}, or free memory."
+        )
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -587,6 +654,10 @@ class OracleRecommender(SessionRecommender):
 
 
 def build_synthetic(config: SyntheticConfig | None = None) -> tuple[Split, OracleRecommender]:
-    """The synthetic split of `config` (default: the built-in dataset) and its oracle."""
-    generator = SyntheticGenerator(config or SyntheticConfig())
+    """The synthetic split of `config` (default: the built-in dataset) and its oracle.
+
+    Refuses (ConfigError) a configuration that does not fit the memory available now."""
+    config = config or SyntheticConfig()
+    config.check_memory()
+    generator = SyntheticGenerator(config)
     return generator.sample_split(), OracleRecommender(generator)
