@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import time
 
+import leaky_toys as toys
 import pytest
 
 from sessbench.models import registered_models
-from sessbench.testing import CHECKS, ConformanceError, KitOptions, check_recommender, kit_split
+from sessbench.testing import (
+    CHECKS,
+    ConformanceError,
+    KitOptions,
+    check_recommender,
+    kit_split,
+)
 from sessbench.training import TorchSessionModel
-from tests import leaky_toys as toys
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
