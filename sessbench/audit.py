@@ -23,7 +23,7 @@ Confidence half-widths come from a reference model's per-prefix values (S-POP by
 fitted in seconds): 1.96 times the standard error of the mean, once treating every prefix as
 independent (the binomial half-width for P@20) and once clustered by session (the prefixes of
 one session share their input, so the clustered figure is the honest one; its ratio to the
-i.i.d. one is the design effect on the half-width).
+i.i.d. one is the square root of the design effect).
 
 Every data check is vectorized: sequences are compared by 128-bit hashes of their clicks
 (`sequence_keys`), grouped with `np.unique`; repeats and ids by sorting. Nothing loops over
