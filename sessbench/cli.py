@@ -275,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_data_import_official)
     p.set_defaults(func=lambda args, parser=p: _help(parser))
 
+    # audit -----------------------------------------------------------------------------
+    p = sub.add_parser(
+        "audit", help="the checks a reviewer asks of a dataset: leaks, time order, test size, repeats",
+        description="Check a prepared split: test size and the 95% half-widths it allows (at a reference model's "
+        "level, clustered by session), the repeat share of the targets, test items unseen in training, sessions "
+        "in both training and test (by id and by item sequence), time order (test after training, validation "
+        "after the rest), duplicates, and the conformance kit's batch-company check on the reference model. "
+        "Exits with 1 when a check fails.",
+    )
+    p.add_argument("dataset", help="dataset name, e.g. yoochoose64, diginetica or synthetic")
+    p.add_argument("--model", default="s-pop", help="reference model for the half-widths and the batch-company check "
+                   "(default s-pop: seconds on any dataset)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_audit)
+
     # bench -----------------------------------------------------------------------------
     p = sub.add_parser("bench", help="benchmarks of sessbench itself", description="Speed and memory benchmarks anyone can rerun.")
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
@@ -635,6 +651,17 @@ def cmd_data_import_official(args: argparse.Namespace) -> int:
           f"{s['test_sessions']:,} test sessions ({s['test_sequences']:,} prefixes), {s['items']:,} items -> {target}")
     print(f"run on it with: sessbench run --dataset official:{name}")
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from sessbench.audit import audit_split, format_audit
+    from sessbench.models import get_model
+
+    get_model(args.model)  # an unknown name fails before the data is prepared
+    loaded = _load(args)
+    report = audit_split(loaded.split, name=loaded.request.key, reference=args.model)
+    print(json.dumps(report.to_dict(), indent=2, default=float) if args.json else format_audit(report))
+    return 1 if report.failed else 0
 
 
 def cmd_bench_preprocess(args: argparse.Namespace) -> int:

@@ -261,6 +261,17 @@ def test_default_calibration(calibration: dict) -> None:
     assert "oracle" in format_calibration(calibration)
 
 
+def test_calibration_is_measured_on_the_validation_carve(calibration: dict) -> None:
+    """The defaults are tuned on these figures, so they must not come from the test split."""
+    split, _ = build_synthetic()
+    carved = split.with_validation(0.1)
+    d = calibration["dataset"]
+    assert calibration["evaluated_on"] == "validation"
+    assert d["valid_prefixes"] == len(carved.valid.examples()) != d["test_prefixes"]
+    assert d["train_sessions"] == carved.train.n_sessions
+    assert "figures on the validation carve" in format_calibration(calibration)
+
+
 def test_oracle_expected_hit_rate_matches_measured(calibration: dict) -> None:
     """The predictive is exact: its own top-20 mass predicts the measured P@20 within 3 SE.
 
