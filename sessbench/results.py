@@ -146,6 +146,11 @@ def split_examples_path(runs_dir: Path, table_id: str) -> Path:
     return Path(runs_dir) / SPLITS_FOLDER / f"{table_id}.npz"
 
 
+def split_audit_path(runs_dir: Path, table_id: str) -> Path:
+    """Where the store keeps a split's audit (`sessbench audit --json`), beside its example table."""
+    return Path(runs_dir) / SPLITS_FOLDER / f"{table_id}.audit.json"
+
+
 def test_example_table(split: Any) -> dict[str, np.ndarray]:
     """Per test example (in evaluation order): its test session, whether its target repeats an
     item of its prefix, its prefix length and its target.

@@ -31,6 +31,7 @@ from sessbench.report.doc import (
 )
 from sessbench.report.figures import ablation_figure, short_long_figure
 from sessbench.report.paper import ABLATIONS, PAPER, SHORT_LONG_PAPER_MODELS
+from sessbench.report.audits import audit_table, dataset_audit
 from sessbench.report.headline import FULL_SCALE, full_scale_view, srgnn_check, table2_full
 from sessbench.report.repeats import repeat_explore_figure, repeat_explore_table
 from sessbench.report.provenance import (
@@ -209,6 +210,19 @@ def build_blocks(
         blocks.append(TableBlock(t1))
     else:
         blocks.append(paragraph("No finished run records dataset statistics."))
+
+    audits = [(d, dataset_audit(store, d)) for d in store.datasets]
+    if any(a for _, a in audits):
+        blocks.append(Heading(3, "Data audits", "audits"))
+        blocks.append(paragraph(
+            "What ", code("sessbench audit DATASET"), " checks on each split (written into the store by ",
+            code("sessbench publish"), "): test size and the 95% half-widths at a reference model's level, the "
+            "repeat share, unseen test items, sessions shared with training, time order, duplicates, and the "
+            "batch-company check."
+        ))
+        for dataset, audit in audits:
+            if audit is not None:
+                blocks.append(TableBlock(audit_table(dataset_title(store, dataset), audit)))
 
     # significance families, needed by Table 2
     families: dict[str, dict[str, Family]] = {
