@@ -14,7 +14,6 @@ import pytest
 
 from sessbench import cli
 from sessbench.audit import (
-    FAIL,
     audit_split,
     duplicate_sequences,
     format_audit,
