@@ -3,8 +3,10 @@
 The synthetic dataset is only a useful benchmark if the history of a session matters: a model
 that looks only at the last click must stay well below the oracle, POP must be far from it, and
 S-POP must profit from revisits. `synthetic_calibration` measures exactly that on a generated
-split with POP, S-POP, a first-order transition-count predictor and the oracle, and reports each
-one's share of the oracle's P@20 and its normalized gain (P@20 - POP) / (oracle - POP).
+split with POP, S-POP, a first-order transition predictor (the registered `markov`, with its
+popularity back-off) and the oracle, and reports each one's share of the oracle's P@20 and its
+normalized gain (P@20 - POP) / (oracle - POP). Every predictor is a registered model, taken
+through the registry.
 
 The figures come from the validation carve (`Split.with_validation(VALIDATION_FRACTION)`: the
 predictors are fitted on the training sessions before it and scored on its prefixes), never from
@@ -18,49 +20,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-import torch
-
-from sessbench.data.sessions import Prefixes, TrainingData
-from sessbench.data.synthetic import SyntheticConfig, build_synthetic, revisit_rate
+from sessbench.data.sessions import TrainingData
+from sessbench.data.synthetic import SyntheticConfig, revisit_rate
 from sessbench.evaluation import evaluate_model
 from sessbench.models import FitContext, SessionRecommender
 
 #: share of training sessions carved for validation, the figures' evaluation set (the runner's default)
 VALIDATION_FRACTION = 0.1
-
-
-class FirstOrderTransitions(SessionRecommender):
-    """Scores the observed successors of the last click (training counts); popularity breaks ties.
-
-    The reference point for "does the data reward anything beyond the last click": on the
-    synthetic default it must close clearly less of the POP-to-oracle gap than models that read
-    the whole prefix. Not registered as a benchmark model.
-    """
-
-    name = "first-order"
-
-    def fit(self, data: TrainingData, ctx: FitContext) -> None:
-        train = data.train
-        width = data.n_items + 1
-        items = train.items.astype(np.int64)
-        # consecutive pairs inside a session: drop the pair that would cross a session boundary
-        starts = np.zeros(train.n_clicks, dtype=bool)
-        starts[train.offsets[:-1][train.lengths > 0]] = True
-        follow = ~starts[1:]
-        self.counts = sp.csr_array(
-            (np.ones(int(follow.sum())), (items[:-1][follow], items[1:][follow])), shape=(width, width)
-        )
-        self.counts.sum_duplicates()
-        pop = data.item_popularity().astype(np.float64)
-        pop[0] = 0.0
-        self.backoff = torch.from_numpy(pop / (pop.max() + 1.0))  # < 1: never beats one count
-
-    def score(self, batch: Prefixes) -> torch.Tensor:
-        last = batch.last_items.detach().cpu().numpy()
-        rows = torch.from_numpy(self.counts[last].toarray())
-        return rows + self.backoff.unsqueeze(0)
 
 
 def _fitted(model: SessionRecommender, data: TrainingData) -> SessionRecommender:
@@ -75,18 +41,20 @@ def synthetic_calibration(config: SyntheticConfig | None = None) -> dict[str, An
     "oracle_expected_P@20": ..., "oracle_expected_se": ..., "evaluated_on": "validation",
     "dataset": {...}}``. The test split is never scored.
     """
-    from baselines.popularity import Popularity, SessionPopularity
+    from sessbench.models import get_model
+    from sessbench.oracle import synthetic_with_oracle
 
-    full, oracle = build_synthetic(config)
+    full, oracle = synthetic_with_oracle(config)
     split = full.with_validation(VALIDATION_FRACTION)
     assert split.valid is not None
     data = split.training_data()
     examples = split.valid.examples()
     models: dict[str, SessionRecommender] = {
         "oracle": oracle,
-        "pop": _fitted(Popularity(), data),
-        "s-pop": _fitted(SessionPopularity(), data),
-        "first-order": _fitted(FirstOrderTransitions(), data),
+        "pop": _fitted(get_model("pop").create(), data),
+        "s-pop": _fitted(get_model("s-pop").create(), data),
+        # the last click's observed successors, popularity for the rest: a first-order predictor
+        "first-order": _fitted(get_model("markov").create(backoff="popularity", pruning=0), data),
     }
     raw = {
         name: evaluate_model(model, examples, n_items=split.n_items, ks=(20,)).metrics

@@ -268,7 +268,7 @@ def _parse_kv(text: str, whole: str) -> dict[str, Any]:
 class LoadedDataset:
     request: DatasetRequest
     split: Split  # un-carved (the official training list)
-    oracle: Any = None  # OracleRecommender for synthetic data
+    generator: Any = None  # the SyntheticGenerator that drew synthetic data (the oracle reads it)
 
     @property
     def name(self) -> str:
@@ -475,8 +475,8 @@ def load_dataset(
         from sessbench.data.synthetic import SyntheticConfig, build_synthetic
 
         config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in request.params.items()))
-        split, oracle = build_synthetic(config)
-        return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}), oracle)
+        split, generator = build_synthetic(config)
+        return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}), generator)
 
     from sessbench.data.cache import default_cache_dir, load_or_build
 
