@@ -331,7 +331,7 @@ def _check_params(
             )
 
 
-MODEL_FILE_KEYS = ("defaults", "datasets", "description", "source")
+MODEL_FILE_KEYS = ("inherit", "defaults", "datasets", "description", "source")
 
 
 @dataclass
@@ -363,6 +363,11 @@ class ParamResolver:
                     f"{where(str(path), lines, str(key))}: unknown top-level key '{key}'."
                     f"{_did_you_mean(str(key), list(MODEL_FILE_KEYS))} Valid: {', '.join(MODEL_FILE_KEYS)}."
                 )
+            if key == "inherit" and (not isinstance(value, str) or not value or value == model):
+                raise ConfigError(
+                    f"{where(str(path), lines, key)}: 'inherit' names the model whose file this one extends "
+                    f"(a name other than '{model}'), got {value!r}. Write it like 'inherit: srgnn'."
+                )
             if key in ("defaults", "datasets") and value is not None and not isinstance(value, dict):
                 raise ConfigError(
                     f"{where(str(path), lines, key)}: '{key}' must be a mapping, got {type(value).__name__}. "
@@ -384,14 +389,47 @@ class ParamResolver:
         self._files[model] = (data, lines)
         return data, lines
 
+    def file_chain(self, model: str) -> list[tuple[str, dict[str, Any], KeyLines]]:
+        """(path, data, lines) of a model's file and of every file it inherits from, root first.
+
+        `inherit: srgnn` in `configs/models/srgnn-l.yaml` makes srgnn's layers apply first; the
+        file's own layers then override them (an SR-GNN variant keeps SR-GNN's hyperparameters
+        without copying them).
+        """
+        chain: list[tuple[str, dict[str, Any], KeyLines]] = []
+        seen: list[str] = []
+        current: str | None = model
+        while current is not None:
+            if current in seen:
+                raise ConfigError(
+                    f"configs/models: the 'inherit' keys form a cycle ({' -> '.join([*seen, current])}); "
+                    "remove one of them."
+                )
+            seen.append(current)
+            path = self.config_dir / "models" / f"{current}.yaml"
+            if current != model and not path.is_file():
+                raise ConfigError(
+                    f"{self.config_dir / 'models' / (seen[-2] + '.yaml')}: inherits from '{current}', but "
+                    f"{path} does not exist. Fix the name after 'inherit:'."
+                )
+            data, lines = self.model_file_lines(current)
+            chain.insert(0, (str(path), data, lines))
+            current = data.get("inherit")
+        return chain
+
     def resolve(self, spec: ModelSpec, dataset: str) -> dict[str, Any]:
-        """Hyperparameters for `spec` on `dataset` (a dataset name such as 'yoochoose64')."""
-        path = str(self.config_dir / "models" / f"{spec.name}.yaml")
-        data, lines = self.model_file_lines(spec.name)
+        """Hyperparameters for `spec` on `dataset` (a dataset name such as 'yoochoose64').
+
+        Layers, later wins: the registered defaults; the `defaults` of the model's file chain
+        (inherited files first), then their layers for `dataset`; the experiment file's params;
+        `--set`.
+        """
+        chain = self.file_chain(spec.name)
         exp_lines = self.experiment_lines
         layers: list[tuple[str, KeyLines | None, tuple[str, ...], Any]] = [
-            (path, lines, ("defaults",), data.get("defaults") or {}),
-            (path, lines, ("datasets", dataset), (data.get("datasets") or {}).get(dataset) or {}),
+            *((path, lines, ("defaults",), data.get("defaults") or {}) for path, data, lines in chain),
+            *((path, lines, ("datasets", dataset), (data.get("datasets") or {}).get(dataset) or {})
+              for path, data, lines in chain),
             (self.experiment_source, exp_lines, ("params", spec.name), self.experiment_params.get(spec.name, {})),
             ("--set", None, (), self.cli_params.get(spec.name, {})),
         ]
