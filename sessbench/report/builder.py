@@ -20,6 +20,7 @@ metadata and a fixed seed for the randomization tests.
 from __future__ import annotations
 
 import csv
+import logging
 import io
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,7 +28,7 @@ from typing import Any, Iterator
 from sessbench.atomic import atomic_write_bytes
 from sessbench.report import csvout, html, latex, markdown
 from sessbench.report.doc import (
-    Block, Details, FigureBlock, Heading, TableBlock, bullets, code, link, paragraph, slug, strong,
+    Block, Column, Details, FigureBlock, Heading, Table, TableBlock, bullets, code, link, paragraph, slug, strong,
 )
 from sessbench.report.figures import ablation_figure, short_long_figure
 from sessbench.report.paper import ABLATIONS, PAPER, SHORT_LONG_PAPER_MODELS
@@ -53,6 +54,7 @@ SUMMARY_COLUMNS = [
 ]
 MANIFEST = ".sessbench-report"
 TABLES, FIGURES = "tables", "figures"
+log = logging.getLogger("sessbench.report")
 TITLE = "sessbench results"
 
 
@@ -178,6 +180,7 @@ def build_blocks(
         [link("Reproducibility", "#reproducibility")],
     ))
 
+    first_section = len(blocks)
     blocks.extend(headline_blocks(store))
 
     # coverage
@@ -365,6 +368,16 @@ def build_blocks(
 
     # reproducibility
     blocks.extend(reproducibility_blocks(store, command))
+    # files left out (unreadable records, corrupt rank files): found while building, shown first
+    if store.problems:
+        skipped: list[Block] = [Heading(2, "Files the report could not use", "skipped-files"), paragraph(
+            f"{len(store.problems)} file(s) of the runs directory were left out; every table below is built without them.")]
+        table = Table("skipped-files", "Files left out of this report", [Column("file"), Column("problem"), Column("fix")])
+        for path, why, fix in dict.fromkeys(store.problems):
+            table.add(str(path), why, fix)
+            log.warning("report: left out %s: %s. Fix: %s", path, why, fix)
+        skipped.append(TableBlock(table))
+        blocks[first_section:first_section] = skipped
     return blocks
 
 
