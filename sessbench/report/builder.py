@@ -274,7 +274,9 @@ def build_blocks(
     blocks.append(Heading(2, "Ablations", "ablations"))
     blocks.append(paragraph(
         "The paper's two ablations of SR-GNN, as grouped bar charts (datasets as groups, error bars ± one "
-        "standard deviation over seeds, the bar's value written inside it)."
+        "standard deviation over seeds, the bar's value written inside it). The paper prints these ablations "
+        "only as bar charts, without numbers, so no paper value is drawn beside ours; its finding (the order of "
+        "the variants) is quoted above each chart."
     ))
     for kind, spec in ABLATIONS.items():
         blocks.append(Heading(3, str(spec["title"]), f"ablation-{kind}"))
