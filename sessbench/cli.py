@@ -375,7 +375,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, cache_dir=args.cache_dir, resume=args.resume, force=args.force or args.force_prepare,
         executor=args.executor, jobs=args.jobs, threads=args.threads, timeout_s=args.timeout_s,
         scheduler=args.scheduler, check_memory=not args.no_memory_check, checkpoint_dir=args.checkpoint_dir,
-        progress=_progress_factory(not args.quiet), invocation=shlex.join(["sessbench", *sys.argv[1:]]),
+        progress=_progress_factory(not args.quiet), invocation=shlex.join(["sessbench", *args.argv]),
         check_folders=not args.plan,
     )
     plan, runs_dir = grid.plan, grid.runner.runs_dir
@@ -743,7 +743,9 @@ def bench_params(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # what the user typed, recorded with every run (sys.argv is another program's under pytest)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO),
         format="%(levelname)s %(name)s: %(message)s",
