@@ -177,7 +177,8 @@ def prepare_grid(
         experiment_lines=exp.get("_lines", {}),
     )
     resolver.check_all(specs, [r.name for r in requests])
-    plan = plan_runs(names, requests, seed_list, protocol, lambda m, d: resolver.resolve(get_model(m), d), settings)
+    plan = plan_runs(names, requests, seed_list, protocol, lambda m, d: resolver.resolve(get_model(m), d), settings,
+                     default_params=lambda m, d: resolver.resolve(get_model(m), d, overrides=False))
 
     n_threads = threads
     n_jobs = jobs

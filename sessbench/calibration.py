@@ -3,8 +3,8 @@
 The synthetic dataset is only a useful benchmark if the history of a session matters: a model
 that looks only at the last click must stay well below the oracle, POP must be far from it, and
 S-POP must profit from revisits. `synthetic_calibration` measures exactly that on a generated
-split with POP, S-POP, a first-order transition predictor (the registered `markov`, with its
-popularity back-off) and the oracle, and reports each one's share of the oracle's P@20 and its
+split with POP, S-POP, a first-order transition predictor (the registered `markov`, with the
+popularity back-off: `backoff=popularity`) and the oracle, and reports each one's share of the oracle's P@20 and its
 normalized gain (P@20 - POP) / (oracle - POP). Every predictor is a registered model, taken
 through the registry.
 

@@ -392,9 +392,10 @@ class ParamResolver:
     def file_chain(self, model: str) -> list[tuple[str, dict[str, Any], KeyLines]]:
         """(path, data, lines) of a model's file and of every file it inherits from, root first.
 
-        `inherit: srgnn` in `configs/models/srgnn-l.yaml` makes srgnn's layers apply first; the
-        file's own layers then override them (an SR-GNN variant keeps SR-GNN's hyperparameters
-        without copying them).
+        `inherit: srgnn` in `configs/models/srgnn-l.yaml` makes srgnn's layers apply first, layer
+        by layer: the chain's `defaults` (srgnn's, then the file's own), then the chain's layers
+        for the dataset (the same order), so a parent's `datasets.X` beats a child's `defaults`
+        (an SR-GNN variant keeps SR-GNN's hyperparameters without copying them).
         """
         chain: list[tuple[str, dict[str, Any], KeyLines]] = []
         seen: list[str] = []
@@ -417,12 +418,13 @@ class ParamResolver:
             current = data.get("inherit")
         return chain
 
-    def resolve(self, spec: ModelSpec, dataset: str) -> dict[str, Any]:
+    def resolve(self, spec: ModelSpec, dataset: str, *, overrides: bool = True) -> dict[str, Any]:
         """Hyperparameters for `spec` on `dataset` (a dataset name such as 'yoochoose64').
 
         Layers, later wins: the registered defaults; the `defaults` of the model's file chain
         (inherited files first), then their layers for `dataset`; the experiment file's params;
-        `--set`.
+        `--set`. `overrides=False` stops before the experiment file and `--set`: the model's
+        default configuration, which the report prefers when a model ran in several.
         """
         chain = self.file_chain(spec.name)
         exp_lines = self.experiment_lines
@@ -432,7 +434,7 @@ class ParamResolver:
               for path, data, lines in chain),
             (self.experiment_source, exp_lines, ("params", spec.name), self.experiment_params.get(spec.name, {})),
             ("--set", None, (), self.cli_params.get(spec.name, {})),
-        ]
+        ][: None if overrides else len(chain) * 2]
         params = dict(spec.defaults)
         for source, key_lines, prefix, layer in layers:
             if not isinstance(layer, dict):

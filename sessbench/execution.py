@@ -122,6 +122,7 @@ def base_record(spec: RunSpec, command: str, worker_kind: str) -> dict[str, Any]
         "protocol": spec.protocol,
         "config_id": spec.config_id,
         "config": {**spec.identity(), "settings": asdict(spec.settings)},
+        "default_config": spec.default_config,
         "command": command,
         "started_at": now(),
         "worker": worker_info(worker_kind),
@@ -203,7 +204,8 @@ class _Fitter:
             evaluate=evaluate_selection if selection is not None and len(selection) else None,
             protocol=spec.protocol,
             checkpoint=checkpoint_path(self.checkpoint_dir, spec, phase),
-            checkpoint_key=f"{spec.run_id}/{phase}",
+            # the code state too: epochs trained by other code must not be continued by this code
+            checkpoint_key=f"{spec.run_id}/{phase}/code {code_state(model_module(spec.model))['digest']}",
         )
         model.fit(data, ctx)
         return ctx

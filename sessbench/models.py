@@ -52,8 +52,8 @@ class FitContext:
                training loop and stored with the run record.
     checkpoint: where an iterative model keeps its end-of-epoch state, so that a fit killed
                mid-training resumes from its last finished epoch (None: no checkpoints).
-    checkpoint_key: what the checkpoint must belong to (the run id and fit phase); a file
-               written for anything else is ignored.
+    checkpoint_key: what the checkpoint must belong to (the run id, fit phase and code state);
+               a file written for anything else, or by other code, is ignored.
     """
 
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))

@@ -64,6 +64,9 @@ class RunSpec:
     protocol: str
     params: dict[str, Any] = field(default_factory=dict)
     settings: RunSettings = field(default_factory=RunSettings)
+    #: whether `params` are the model's default configuration (configs/models, no experiment file
+    #: or --set changing them); None when unknown. Not part of the identity: equal params are one run.
+    default_config: bool | None = field(default=None, compare=False)
 
     def identity(self) -> dict[str, Any]:
         out = {
@@ -123,22 +126,29 @@ def plan_runs(
     protocol: str,
     resolve_params: Callable[[str, str], dict[str, Any]],
     settings: RunSettings,
+    default_params: Callable[[str, str], dict[str, Any]] | None = None,
 ) -> list[RunSpec]:
     """Every (dataset, model, seed) run, datasets outermost so each dataset is loaded once.
 
     A model whose result does not depend on the seed runs once, with the first seed. On
     synthetic data the `oracle` pseudo-model is added once per dataset, and POP once when it is
-    not among the models, since the normalized gain is measured from it.
+    not among the models, since the normalized gain is measured from it. `default_params` (the
+    model's configuration without experiment file or --set) marks each run's `default_config`.
     """
+
+    def spec(model: str, ds: DatasetRequest, seed: int, params: dict[str, Any]) -> RunSpec:
+        default = None if default_params is None or model == ORACLE else params == default_params(model, ds.name)
+        return RunSpec(model, ds, seed, protocol, params, settings, default_config=True if model == ORACLE else default)
+
     check_model_names(models)
     plan: list[RunSpec] = []
     for ds in datasets:
         if ds.definition.kind == "synthetic":
-            plan.append(RunSpec(ORACLE, ds, seeds[0], protocol, {}, settings))
+            plan.append(spec(ORACLE, ds, seeds[0], {}))
             if REFERENCE_MODEL not in models:
-                plan.append(RunSpec(REFERENCE_MODEL, ds, seeds[0], protocol, resolve_params(REFERENCE_MODEL, ds.name), settings))
+                plan.append(spec(REFERENCE_MODEL, ds, seeds[0], resolve_params(REFERENCE_MODEL, ds.name)))
         for model in models:
             params = resolve_params(model, ds.name)
             for seed in (seeds if seed_dependent(model) else seeds[:1]):
-                plan.append(RunSpec(model, ds, seed, protocol, params, settings))
+                plan.append(spec(model, ds, seed, params))
     return plan

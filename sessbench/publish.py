@@ -85,6 +85,11 @@ def publish_runs(src: Path, dst: Path, data_dir: Path | None = None, cache_dir: 
         raise SessbenchError(f"runs directory {src} does not exist: pass the --runs-dir the grid wrote to")
     if src.resolve() == dst.resolve():
         raise SessbenchError(f"{src} is already the published store: pass another folder to publish from")
+    if src.resolve() in dst.resolve().parents or dst.resolve() in src.resolve().parents:
+        raise SessbenchError(
+            f"{dst} and {src} lie one inside the other: the report reads a store with its subfolders, so every "
+            "published run would be counted twice. Publish into a folder outside the runs directory."
+        )
     summary = PublishSummary()
     tables: dict[str, tuple[str, str]] = {}
     for record in iter_records(src):

@@ -228,15 +228,20 @@ def test_example_table(split: Any) -> dict[str, np.ndarray]:
 
 
 def save_split_examples(runs_dir: Path, split: Any, table_id: str) -> Path:
-    """Write the split's test example table once (atomically); an existing file is kept."""
+    """Write the split's test example table (atomically), with the split's checksum.
+
+    An existing table of the same split is kept; one of another prepared split under the same
+    id (the data were prepared again by other code) is replaced, and the report uses a table only
+    for records whose `split_checksum` it carries."""
     from sessbench.atomic import atomic_file
 
     path = split_examples_path(runs_dir, table_id)
-    if path.is_file():
+    checksum = split.checksum()
+    if path.is_file() and (table := load_split_examples(path)) is not None and table.get("split_checksum") in (None, checksum):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as fh:
-        np.savez_compressed(fh, **test_example_table(split))
+        np.savez_compressed(fh, **test_example_table(split), split_checksum=np.array(checksum))
     return path
 
 
@@ -244,8 +249,11 @@ def load_split_examples(path: Path) -> dict[str, np.ndarray] | None:
     """The table `save_split_examples` wrote, or None when it is missing or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            out = {k: npz[k] for k in ("session", "repeat", "prefix_length", "target")}
+            out: dict[str, Any] = {k: npz[k] for k in ("session", "repeat", "prefix_length", "target")}
+            checksum = str(npz["split_checksum"]) if "split_checksum" in npz.files else None
     except (OSError, ValueError, KeyError):
         return None
     n = len(out["session"])
-    return out if all(len(v) == n for v in out.values()) else None
+    if not all(len(v) == n for v in out.values()):
+        return None
+    return {**out, "split_checksum": checksum}  # None: written before tables carried it

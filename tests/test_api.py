@@ -29,6 +29,8 @@ def test_api_run_equals_the_cli(tmp_path: Path) -> None:
     fpmc = next(r for r in records if r["model"] == "fpmc")
     assert fpmc["command"].startswith("sessbench.api.run(models='fpmc,pop'") and "set=['fpmc.epochs=2']" in fpmc["command"]
     assert by_cli[fpmc["run_id"]]["command"].startswith("sessbench ")
+    # --set changed fpmc's configuration; pop and the oracle ran their defaults
+    assert {r["model"]: r["default_config"] for r in records} == {"fpmc": False, "pop": True, "oracle": True}
 
 
 def test_api_prepare_grid_plans_without_running(tmp_path: Path) -> None:

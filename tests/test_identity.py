@@ -135,3 +135,18 @@ def test_publish_copies_clean_runs_and_refuses_dirty_ones(tmp_path: Path) -> Non
     again = publish_runs(src, dst)
     assert not again.copied and len(again.unchanged) == 1
     assert main(["--quiet", "publish", str(src), "--to", str(dst)]) == 1  # a refused run is an exit code
+
+
+def test_publish_refuses_a_store_inside_the_runs_folder(tmp_path: Path) -> None:
+    """The report reads a store with its subfolders: a store inside the runs folder (or around it)
+    would count every run twice, so publish refuses it."""
+    from _report_store import write_run
+    from sessbench.errors import SessbenchError
+    from sessbench.publish import publish_runs
+
+    src = tmp_path / "runs"
+    write_run(src, "pop", "yoochoose64", 0, code_state="s")
+    with pytest.raises(SessbenchError, match="one inside the other"):
+        publish_runs(src, src / "published")
+    with pytest.raises(SessbenchError, match="one inside the other"):
+        publish_runs(src, tmp_path)

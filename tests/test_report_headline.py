@@ -3,6 +3,8 @@ and session-level statistics."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -152,3 +154,50 @@ def test_sample_columns_are_labelled(tmp_path: Path) -> None:
     readme = (out / "README.md").read_text()
     assert "yoochoose4 (a sample)" in readme  # Table 1's column and the dataset's headings
     assert "synthetic (a sample)" not in readme
+
+
+def test_a_copied_record_is_not_another_seed(tmp_path: Path) -> None:
+    """A store copied into its own folder (an archive unpacked there, a publish into a subfolder)
+    adds no seed: one record per run id and code state, the copies named as problems."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        write_run(runs, "srgnn", "yoochoose64", seed, code_state="s")
+    shutil.copytree(runs, runs / "copy", ignore=shutil.ignore_patterns("splits"))
+    store = Store.load(runs)
+    (g,) = [g for g in store.groups if g.model == "srgnn"]
+    assert g.seeds == [0, 1]
+    assert sum("is a copy of" in why for _, why, _ in store.problems) == 2
+
+
+def test_find_prefers_the_default_configuration(tmp_path: Path) -> None:
+    """The headline and the tests use a model's default configuration, not the first label in sort order."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        write_run(runs, "srgnn", "yoochoose64", seed, params={"epochs": 30}, config_id="c30", code_state="s")
+    for seed in (0, 1):
+        write_run(runs, "srgnn", "yoochoose64", seed, params={"epochs": 12}, config_id="c12", code_state="s")
+    store = Store.load(runs)
+    assert store.find("yoochoose64", "validated", "srgnn").config_id == "c30"  # no flag: the most seeds
+    for path in runs.glob("*c12*.json"):  # the 12-epoch runs were the default configuration
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "default_config": True}))
+    for path in runs.glob("*c30*.json"):
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({**data, "default_config": False}))
+    store = Store.load(runs)
+    assert store.find("yoochoose64", "validated", "srgnn").config_id == "c12"
+    table, _ = table2_full(store, "validated", "P@20")
+    assert "ran in 2 configurations" in text(table)
+
+
+def test_other_preparations_of_the_data_are_never_averaged(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        write_run(runs, "srgnn", "yoochoose64", seed, code_state="s")
+    path = next(runs.glob("*seed2*.json"))
+    path.write_text(json.dumps({**json.loads(path.read_text()), "split_checksum": "another-preparation"}))
+    store = Store.load(runs)
+    (g,) = [g for g in store.groups if g.model == "srgnn"]
+    assert g.seeds == [0, 1]
+    (other,) = store.superseded
+    assert other.seeds == [2] and "split another" in other.label

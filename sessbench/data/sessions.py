@@ -11,7 +11,7 @@ Item indices run 1..n_items; 0 is padding and is never a valid item.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterator, Self, Sequence
+from typing import Any, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -145,6 +145,9 @@ class SessionSet:
         return h.hexdigest()[:16]
 
 
+_Padded = TypeVar("_Padded", bound="_PaddedItems")
+
+
 class _PaddedItems:
     """What every padded batch of prefixes offers (`items` [B, L] and `lengths` [B])."""
 
@@ -164,7 +167,7 @@ class _PaddedItems:
         """int64 [B]: the last click of each prefix."""
         return self.items.gather(1, (self.lengths - 1).unsqueeze(1)).squeeze(1)
 
-    def to(self, device: torch.device | str) -> Self:
+    def to(self: _Padded, device: torch.device | str) -> _Padded:
         """The same batch with every tensor field on `device` (numpy fields stay on the host)."""
         if self.items.device == torch.device(device):
             return self

@@ -112,6 +112,7 @@ def table2_full(store: Store, protocol: str, metric: str) -> tuple[Table, list[s
         columns,
     )
     reasons: list[str] = []
+    units: set[str] = set()  # what the bootstraps resampled (sessions where the split's example table is stored)
     for model in _models(store, views, protocol):
         cells: list[Cell] = [Cell(model if model in TABLE2 else f"{model} (not in the paper)")]
         why: list[str] = []
@@ -134,6 +135,7 @@ def table2_full(store: Store, protocol: str, metric: str) -> tuple[Table, list[s
             if est.low is None:
                 cells.append(Cell(signed_points(diff), csv=(f"{100 * diff:.4f}", "", "")))
                 continue
+            units.add(est.unit)
             lo, hi = est.low - paper / 100, est.high - paper / 100
             cells.append(Cell(f"{signed_points(diff)} [{signed_points(lo)}, {signed_points(hi)}]",
                               csv=(f"{100 * diff:.4f}", f"{100 * lo:.4f}", f"{100 * hi:.4f}")))
@@ -147,9 +149,14 @@ def table2_full(store: Store, protocol: str, metric: str) -> tuple[Table, list[s
                 why.append(f"{LABELS[base]}: [{reasons.index(reason) + 1}]")
         cells.append(Cell("; ".join(why) if why else DASH))
         table.add(*cells)
+        for base in FULL_SCALE:
+            configs = store.configs_of(views[base], protocol, model) if views[base] else []
+            if len(configs) > 1:
+                table.note(f"{model} on {LABELS[base]} ran in {len(configs)} configurations; shown: {configs[0].label} "
+                           "(its default configuration when it ran, else the one with the most seeds).")
     table.note(
         f"paper: {PAPER_SHORT}, Table 2. ours: mean ± std over seeds (seed-free models run once). Δ: ours minus "
-        "the paper's, in points; [95% CI]: a bootstrap over whole test sessions of the seed-averaged per-prefix "
+        f"the paper's, in points; [95% CI]: a bootstrap over {_resampled(units)} of the seed-averaged per-prefix "
         "values (the test set's sampling error; the ± is the seed spread)."
     )
     if protocol == "paper":
@@ -194,3 +201,13 @@ def srgnn_check(store: Store) -> list[list[Inline]]:
         lines.append(line)
     return lines
 
+
+def _resampled(units: set[str]) -> str:
+    """What the intervals of a table resampled, in words (prefixes only where no example table says
+    which prefixes share a session: those intervals are too narrow, and the note says so)."""
+    if units == {"prefix"}:
+        return ("test prefixes, each as if independent (this store lacks the splits' example tables, so sessions "
+                "are unknown: the intervals are too narrow)")
+    if units == {"session", "prefix"}:
+        return "whole test sessions (over prefixes, too narrow, where a split's example table is missing)"
+    return "whole test sessions"

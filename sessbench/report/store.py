@@ -3,7 +3,8 @@
 A `RunGroup` is one (dataset, protocol, model, config, code state) combination: only runs that
 differ by seed are averaged (the record's `config_id` hashes everything but the seed, the data's
 source included), and never runs of different code (`code_state`, see
-`sessbench.environment.code_state`). When one configuration ran under several code states, the
+`sessbench.environment.code_state`) or of different preparations of the data (`split_checksum`:
+the same source prepared by other code). When one configuration ran under several such states, the
 tables show the state with the most seeds (then the newest) and the others are listed apart
 (`Store.superseded`).
 
@@ -31,7 +32,7 @@ import numpy as np
 
 from sessbench.evaluation import RankCounts
 from sessbench.report.paper import MODEL_ORDER, PAPER_DATASETS, dataset_base
-from sessbench.report.tables import config_labels
+from sessbench.report.tables import config_labels, headline_value
 from sessbench.results import (
     RECORD_FIX, is_clean, load_split_examples, scan_records, split_examples_path, split_table_id,
 )
@@ -43,14 +44,6 @@ RANKS_FIX = ("`sessbench run ... --resume` reruns a run whose rank file is missi
 #: datasets in the order the paper shows them, then ours
 DATASET_ORDER = (*PAPER_DATASETS, "yoochoose", "synthetic")
 ORACLE = "oracle"
-
-
-def headline_value(record: dict[str, Any], key: str) -> float | None:
-    """The value a table shows: under the paper protocol the per-metric best over epochs."""
-    if record.get("protocol") == "paper" and (record.get("paper_best") or {}).get(key) is not None:
-        return float(record["paper_best"][key])
-    value = (record.get("metrics") or {}).get(key)
-    return None if value is None else float(value)
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
@@ -67,6 +60,18 @@ def code_state_of(record: dict[str, Any]) -> str:
     """The digest of the code a run executed (`unrecorded` for records older than code states)."""
     state = record.get("code_state")
     return str(state.get("digest")) if isinstance(state, dict) and state.get("digest") else UNRECORDED
+
+
+def split_checksum_of(record: dict[str, Any]) -> str:
+    """The checksum of the prepared split a run used ('' for records without one): the same source
+    prepared by other preparation code is other data."""
+    split = record.get("split_checksum")
+    return split if isinstance(split, str) else ""
+
+
+def _state_of(record: dict[str, Any]) -> tuple[str, str]:
+    """What runs must share to be averaged besides their configuration: code state and prepared split."""
+    return code_state_of(record), split_checksum_of(record)
 
 
 def source_digest_of(record: dict[str, Any]) -> str:
@@ -106,6 +111,7 @@ class RunGroup:
     model: str
     config_id: str
     code_state: str = UNRECORDED
+    split_checksum: str = ""
     label: str = ""
     ok: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
@@ -125,6 +131,12 @@ class RunGroup:
         return flags[0] if flags else self.model != ORACLE
 
     @property
+    def default_config(self) -> bool:
+        """Whether this group's runs used the model's default configuration (recorded by the runner
+        since `default_config` exists; older records count as default)."""
+        return all(r.get("default_config", True) is not False for r in self.ok + self.failed)
+
+    @property
     def split_table(self) -> str | None:
         """The name of this group's split example table (from its dataset key and source)."""
         for r in self.ok:
@@ -141,6 +153,9 @@ class RunGroup:
         table = self.examples_loader(table_id)
         if table is None or (self.ranks and len(table["session"]) != len(self.ranks[0][1])):
             return None
+        made_from = {r.get("split_checksum") for r in self.ok} - {None}
+        if table.get("split_checksum") is not None and made_from and made_from != {table["split_checksum"]}:
+            return None  # the table describes another preparation of this data: its sessions may differ
         return table
 
     @property
@@ -267,7 +282,7 @@ class Store:
 
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], runs_dir: Path | None = None) -> "Store":
-        records = list(records)
+        records, copies = _without_copies(list(records))
         clean = [r for r in records if is_clean(r)]
         verified = bool(clean) or not records
         shown = clean if clean else records
@@ -275,15 +290,15 @@ class Store:
         views = dataset_views(shown)
         shown = [{**r, "dataset": views[(str(r.get("dataset")), source_digest_of(r))], "dataset_key": r.get("dataset")}
                  for r in shown]
-        by_key: dict[tuple[str, str, str, str, str], RunGroup] = {}
+        by_key: dict[tuple[str, str, str, str, str, str], RunGroup] = {}
         for rec in shown:
             key = (str(rec.get("dataset")), str(rec.get("protocol", "validated")), str(rec.get("model")),
-                   str(rec.get("config_id", "")), code_state_of(rec))
+                   str(rec.get("config_id", "")), *_state_of(rec))
             group = by_key.setdefault(key, RunGroup(*key, label=key[2]))
             (group.ok if rec.get("status") == "ok" else group.failed).append(rec)
         # one code state per configuration in the tables: the most seeds, then the newest
         by_config: dict[tuple[str, str, str, str], list[RunGroup]] = {}
-        for (d, p, m, c, _), group in by_key.items():
+        for (d, p, m, c, _, _), group in by_key.items():
             by_config.setdefault((d, p, m, c), []).append(group)
         current, superseded = [], []
         for candidates in by_config.values():
@@ -296,8 +311,10 @@ class Store:
         })
         for g in current:
             g.label = labels[((g.dataset, g.protocol), g.model, g.config_id)]
+        shown_split = {(g.dataset, g.protocol, g.model, g.config_id): g.split_checksum for g in current}
         for g in superseded:
-            g.label = f"{g.model} @ {g.code_state}"
+            other_split = shown_split[(g.dataset, g.protocol, g.model, g.config_id)] != g.split_checksum
+            g.label = f"{g.model} @ {g.code_state}" + (f", split {g.split_checksum[:8]}" if other_split else "")
         groups = sorted(
             current,
             key=lambda g: (dataset_sort_key(g.dataset), g.protocol != "validated", g.protocol,
@@ -308,6 +325,11 @@ class Store:
         for g in groups + superseded:
             g.examples_loader = store.split_examples
             g.problems = store.problems
+        store.problems.extend(
+            (Path(path), f"is a copy of {kept_path} (the same run id and code state); counted once",
+             "remove the copy (a store inside another, or an archive unpacked into the runs folder)")
+            for path, kept_path in copies
+        )
         return store
 
     def split_examples(self, table_id: str) -> dict[str, np.ndarray] | None:
@@ -331,12 +353,17 @@ class Store:
         return sorted({g.protocol for g in self.groups if g.dataset == dataset and g.ok},
                       key=lambda p: (p != "validated", p))
 
+    def configs_of(self, dataset: str, protocol: str, model: str) -> list[RunGroup]:
+        """Every configuration of a model with an ok run, the one `find` picks first."""
+        groups = [g for g in self.in_dataset(dataset, protocol) if g.model == model]
+        return sorted(groups, key=lambda g: (not g.default_config, -len(g.ok), g.label))
+
     def find(self, dataset: str, protocol: str, model: str) -> RunGroup | None:
-        """The (first-config) group of a model, or None when it has no ok run."""
-        for g in self.in_dataset(dataset, protocol):
-            if g.model == model:
-                return g
-        return None
+        """The group that stands for a model in the headline tables and tests, or None when it has
+        no ok run: its default configuration (configs/models, no --set) when it ran in several,
+        then the configuration with the most seeds; never the first label in sort order."""
+        groups = self.configs_of(dataset, protocol, model)
+        return groups[0] if groups else None
 
     def dataset_info(self, dataset: str) -> dict[str, Any] | None:
         for rec in self.records:
@@ -351,3 +378,21 @@ class Store:
     @property
     def failed_records(self) -> list[dict[str, Any]]:
         return [r for r in self.records if r.get("status") != "ok"]
+
+
+def _without_copies(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """One record per (run id, code state): a copy of a run (the same store twice under one folder)
+    must not count as another seed. Returns the records kept and (copy's path, kept record's path)."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    copies: list[tuple[str, str]] = []
+    out: list[dict[str, Any]] = []
+    for rec in records:
+        rid = rec.get("run_id")
+        key = (rid, _state_of(rec)) if isinstance(rid, str) else None
+        if key is not None and key in kept:
+            copies.append((str(rec.get("_path", rid)), str(kept[key].get("_path", rid))))
+            continue
+        if key is not None:
+            kept[key] = rec
+        out.append(rec)
+    return out, copies

@@ -98,9 +98,9 @@ def config_labels(params: dict[tuple[Any, str, str], dict[str, Any]]) -> dict[tu
 
 def headline_value(record: dict[str, Any], key: str) -> float | None:
     """The value a table shows: under the paper protocol the per-metric best over epochs."""
-    if record.get("protocol") == "paper" and record.get("paper_best", {}).get(key) is not None:
+    if record.get("protocol") == "paper" and (record.get("paper_best") or {}).get(key) is not None:
         return float(record["paper_best"][key])
-    value = record.get("metrics", {}).get(key)
+    value = (record.get("metrics") or {}).get(key)
     return None if value is None else float(value)
 
 
@@ -123,7 +123,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
             continue
         row.seeds.append(int(rec.get("seed", 0)))
         row.stopped += stopped_by_budget(rec)
-        for metric in rec.get("metrics", {}):
+        for metric in rec.get("metrics") or {}:
             value = headline_value(rec, metric)
             if value is not None:
                 row.values.setdefault(metric, []).append(value)
