@@ -152,8 +152,8 @@ def gen_headline(src: Sources, protocol: str = "validated", metric: str = "P@20"
 
     result = table2_full(src.store, protocol, metric)
     if result is None:
-        return (f"*No full-scale run under the `{protocol}` protocol in `{STORE_DIR}` yet "
-                f"({'the paper protocol runs SR-GNN only' if protocol == 'paper' else 'see the coverage below'}).*\n")
+        return (f"*No full-scale run under the `{protocol}` protocol in `{STORE_DIR}` yet; "
+                "`scripts/table2_cpu.sh` runs the full-scale grid.*\n")
     return render_table(result[0], with_caption=False)
 
 
@@ -254,7 +254,7 @@ def gen_bench_train(src: Sources, models: str = "", shape: str = "yoochoose64") 
             "hyperparameters); one epoch = training prefixes / train seq/s. Models without a training loop show "
             f"their fit time. Sources: `{BENCH_DIR}/train-MODEL-{shape}.json`"
             + (f", measured {', '.join(dates)}" if dates else "")
-            + (f" at commit {', '.join(commits)}" if commits else "") + "."
+            + (f" at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}" if commits else "") + "."
             + (" " + ". ".join(notes) + "." if notes else "") + "</sub>\n"
         )
     if missing:
