@@ -218,7 +218,7 @@ class BPRMF(SessionRecommender):
                 else:
                     bad_rounds += 1
                 ctx.logger.info(
-                    "bpr-mf: %d epochs, %s %.4f%s", done, ctx.selection_metric, value,
+                    "bpr-mf: %d epochs, %s %.2f%%%s", done, ctx.selection_metric, 100 * value,
                     " *" if bad_rounds == 0 else "",
                 )
             ctx.epoch_log.append(entry)

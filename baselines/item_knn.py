@@ -35,7 +35,9 @@ Adaptations and choices, each deliberate
   without repeated clicks the two agree.
 * Only the last item of the prefix is used, and it never recommends itself (sim(i, i) = 0), as
   in the reference; items outside its neighbour list tie at 0, which the evaluator scores as the
-  expected rank under random tie-breaking.
+  expected rank under random tie-breaking. ``backoff`` is the tie policy shared by every rule
+  and neighbour model (``baselines/ties.py``): ``none`` (default, as the reference) leaves those
+  items tied at 0, ``popularity`` orders them by training popularity below the neighbours.
 * Co-occurrences come from the training sessions that ``fit`` receives (under the ``validated``
   protocol the validation sessions are held out of them too).
 
@@ -64,6 +66,7 @@ import scipy.sparse as sp
 import torch
 
 from baselines.sparse_rows import SparseRows, row_blocks, top_n_per_row
+from baselines.ties import DEFAULT_BACKOFF, Backoff, backoff_param
 from sessbench.data.sessions import Prefixes, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, int_param, register_model
@@ -72,7 +75,7 @@ __all__ = ["ItemKNN", "session_item_matrix", "cooccurrence_topn"]
 
 log = logging.getLogger("sessbench.model.item-knn")
 
-DEFAULTS: dict[str, Any] = {"n_sims": 100, "lmbd": 20.0, "alpha": 0.5}
+DEFAULTS: dict[str, Any] = {"n_sims": 100, "lmbd": 20.0, "alpha": 0.5, "backoff": DEFAULT_BACKOFF}
 
 
 def session_item_matrix(sessions: SessionSet, n_items: int) -> sp.csr_array:
@@ -145,7 +148,8 @@ class ItemKNN(SessionRecommender):
     """Item-KNN: the last item's most similar items by regularized session co-occurrence.
 
     Hyperparameters: ``n_sims`` neighbours kept per item, ``lmbd`` support regularizer,
-    ``alpha`` asymmetry of the normalization (0.5 = cosine). See the module docstring for the
+    ``alpha`` asymmetry of the normalization (0.5 = cosine), ``backoff`` for the items outside
+    the neighbour list ("none" or "popularity", baselines/ties.py). See the module docstring for the
     definition, the reference it follows and its memory bound.
     """
 
@@ -165,6 +169,7 @@ class ItemKNN(SessionRecommender):
             raise ConfigError(f"model 'item-knn': lmbd={p['lmbd']!r} must be a number >= 0.")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"model 'item-knn': alpha={p['alpha']!r} must be in [0, 1].")
+        self.backoff = backoff_param("item-knn", p["backoff"])
         self.similarity: sp.csr_array | None = None
         self._device = torch.device("cpu")
 
@@ -179,6 +184,7 @@ class ItemKNN(SessionRecommender):
         self._device = torch.device(ctx.device)
         sim = self.similarity
         self._rows = SparseRows(sim, self._device, torch.float32)
+        self._backoff = Backoff(self.backoff, data, self._device)
         ctx.logger.info(
             "item-knn: %d items, %d neighbour entries (%.1f per item) in %.2fs",
             data.n_items, sim.nnz, sim.nnz / max(1, data.n_items), time.perf_counter() - t0,
@@ -192,4 +198,4 @@ class ItemKNN(SessionRecommender):
         """Gather the similarity rows of the batch's last items into a dense [B, n_items + 1]."""
         if self.similarity is None:
             raise RuntimeError("model 'item-knn' is not fitted: call fit() first")
-        return self._rows.dense(batch.last_items)
+        return self._backoff.apply(self._rows.dense(batch.last_items))

@@ -1,25 +1,26 @@
-"""Markov: first-order transition counts from the last item, popularity as the back-off.
+"""Markov: first-order transition counts from the last item.
 
 What it is
 ----------
 The simplest sequential baseline: the next item is predicted from the last clicked item alone,
 by how often each item directly followed it in the training sessions (a first-order Markov
 chain, unnormalized: dividing a row by its sum does not change its ranking). It is SR
-(baselines/rules.py) with steps = 1 and (by default) no pruning, plus a popularity back-off.
+(baselines/rules.py) with steps = 1 and (by default) no pruning.
 
 Scoring rule (exact)
 --------------------
-With T[a, b] = number of times b was clicked immediately after a in a training session, and
-pop[b] = training clicks of b:
+With T[a, b] = number of times b was clicked immediately after a in a training session:
 
-    backoff = "popularity":  score(b | last = a) = T[a, b] + pop[b] / (max(pop) + 1)
-    backoff = "none":        score(b | last = a) = T[a, b]
+    score(b | last = a) = T[a, b]
 
-The popularity term is < 1, and T is a whole count, so popularity never overtakes a transition:
-it only orders items with the same count (in particular all the items that never followed a,
-which fills the list) and ranks everything by popularity when a has no transitions at all
-(an item seen only at session ends, or never in training). This is S-POP's tie-break rule
-(baselines/popularity.py). With backoff "none" those items tie at 0.
+Items that never followed a score 0 and tie. ``backoff`` is the tie policy shared by every rule
+and neighbour model (``baselines/ties.py``): ``none`` (the default, as session-rec's
+MarkovModel) leaves them tied, which the evaluator scores as the expected rank under random
+tie-breaking; ``popularity`` orders them by training popularity below every transition, so
+popularity fills the list, and ranks everything by popularity when a has no transitions at all
+(an item seen only at session ends, or never in training). Transitions with equal counts stay
+tied under both. (Before the shared policy, this model alone backed off by default and added
+pop(b) / (max pop + 1) to every score, which also broke ties among equal counts.)
 
 Choices
 -------
@@ -27,11 +28,8 @@ Choices
   click (a, a) is a transition a -> a, so the last item can be recommended again (as session-rec
   counts its rules; see baselines/rules.py).
 * Pruning (``pruning`` > 0) keeps each item's strongest transitions, as session-rec's
-  MarkovModel does (it keeps 20 and has no back-off: ``backoff="none", pruning=20`` is that
-  model). Our default keeps all (0): with the back-off, pruning can only replace a weaker
-  transition by popularity.
-* Scores are float64: in float32 a count above ~2^24 / (max(pop) + 1) would swallow the
-  popularity fraction, and the tie-break must stay exact. Column 0 (padding) is -inf.
+  MarkovModel does (it keeps 20: ``pruning=20`` is that model). Our default keeps all (0).
+* Scores are float64 (counts stay exact at any size). Column 0 (padding) is -inf.
 * Counts come from the training sessions that ``fit`` receives. Fitting is vectorized (one
   pass pairing click t with click t + 1 of the flat click array).
 """
@@ -41,39 +39,38 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 import scipy.sparse as sp
 import torch
 
 from baselines.rules import prune_rows, sequential_rule_matrix
 from baselines.sparse_rows import SparseRows
+from baselines.ties import BACKOFFS, DEFAULT_BACKOFF, Backoff, backoff_param
 from sessbench.data.sessions import Prefixes, TrainingData
-from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
+from sessbench.models import FitContext, SessionRecommender, int_param, register_model
 
 __all__ = ["BACKOFFS", "MarkovChain"]
 
-BACKOFFS = ("popularity", "none")
-DEFAULTS: dict[str, Any] = {"backoff": "popularity", "pruning": 0}
+DEFAULTS: dict[str, Any] = {"backoff": DEFAULT_BACKOFF, "pruning": 0}
 
 
 @register_model(
     "markov",
     groups=("simple",),
     defaults=DEFAULTS,
-    description="First-order transitions from the last item, training popularity as the back-off",
+    description="First-order transitions from the last item (Markov chain)",
 )
 class MarkovChain(SessionRecommender):
-    """Markov: items that directly followed the last item, ties and gaps filled by popularity.
+    """Markov: items that directly followed the last item, by their transition counts.
 
-    Hyperparameters: ``backoff`` ("popularity" or "none") and ``pruning`` (transitions kept per
-    item, 0 = all). See the module docstring for the exact scoring rule.
+    Hyperparameters: ``backoff`` ("none" or "popularity", baselines/ties.py) and ``pruning``
+    (transitions kept per item, 0 = all). See the module docstring for the exact scoring rule.
     """
 
     seed_dependent = False  # nothing random: one run stands for every seed
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**{**DEFAULTS, **params})
-        self.backoff = choice_param("markov", "backoff", self.params["backoff"], BACKOFFS)
+        self.backoff = backoff_param("markov", self.params["backoff"])
         self.pruning = int_param("markov", "pruning", self.params["pruning"], 0)
         self.transitions: sp.csr_array | None = None
         self._rows: SparseRows | None = None
@@ -86,12 +83,7 @@ class MarkovChain(SessionRecommender):
         self.n_items = data.n_items
         self._device = torch.device(ctx.device)
         self._rows = SparseRows(self.transitions, self._device, torch.float64)
-        base = np.zeros(data.n_items + 1, dtype=np.float64)
-        if self.backoff == "popularity":
-            pop = data.item_popularity().astype(np.float64)
-            pop[0] = 0.0
-            base = pop / (pop.max() + 1.0)
-        self._base = torch.from_numpy(base).to(self._device)
+        self._backoff = Backoff(self.backoff, data, self._device)
         ctx.logger.info(
             "markov: %d transitions (%.1f per item) in %.2fs", self.transitions.nnz,
             self.transitions.nnz / max(1, data.n_items), time.perf_counter() - t0,
@@ -102,9 +94,9 @@ class MarkovChain(SessionRecommender):
         return self._device
 
     def score(self, batch: Prefixes) -> torch.Tensor:
-        """float64 [B, n_items + 1]: transitions from each last item + the back-off; column 0 = -inf."""
+        """float64 [B, n_items + 1]: transitions from each last item, the back-off; column 0 = -inf."""
         if self._rows is None:
             raise RuntimeError("model 'markov' is not fitted: call fit() first")
-        scores = self._rows.dense(batch.last_items, base=self._base)
+        scores = self._backoff.apply(self._rows.dense(batch.last_items))
         scores[:, 0] = -torch.inf
         return scores

@@ -15,7 +15,10 @@ are hard to beat:
   w(d) = 1/d, so b right after a counts 1, two clicks later 1/2, and so on.
 
 The score of item j for a prefix is rule(last item, j); items without a rule score 0 (ties,
-which the evaluator counts as the expected rank under random tie-breaking).
+which the evaluator counts as the expected rank under random tie-breaking). ``backoff`` is the
+tie policy shared by every rule and neighbour model (``baselines/ties.py``): ``none`` (default,
+as session-rec) leaves them tied, ``popularity`` orders them by training popularity below every
+rule (and above SR's negative ``linear`` rules).
 
 Reference and its defaults
 --------------------------
@@ -65,7 +68,7 @@ import torch
 
 from baselines.decays import DECAYS, distance_decay
 from baselines.sparse_rows import SparseRows, row_blocks, top_n_per_row
-from baselines.ties import tie_key
+from baselines.ties import DEFAULT_BACKOFF, Backoff, backoff_param, tie_key
 from sessbench.data.sessions import Prefixes, SessionSet, TrainingData
 from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
 
@@ -77,8 +80,8 @@ __all__ = [
     "sequential_rule_matrix",
 ]
 
-AR_DEFAULTS: dict[str, Any] = {"pruning": 20}
-SR_DEFAULTS: dict[str, Any] = {"steps": 10, "weighting": "div", "pruning": 20}
+AR_DEFAULTS: dict[str, Any] = {"pruning": 20, "backoff": DEFAULT_BACKOFF}
+SR_DEFAULTS: dict[str, Any] = {"steps": 10, "weighting": "div", "pruning": 20, "backoff": DEFAULT_BACKOFF}
 
 
 # ---------------------------------------------------------------------------- rule matrices
@@ -176,6 +179,7 @@ class _RuleModel(SessionRecommender):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.pruning = int_param(self.name, "pruning", self.params["pruning"], 0)
+        self.backoff = backoff_param(self.name, self.params["backoff"])
         self.rules: sp.csr_array | None = None
         self._rows: SparseRows | None = None
         self._device = torch.device("cpu")
@@ -189,6 +193,7 @@ class _RuleModel(SessionRecommender):
         self.n_items = data.n_items
         self._device = torch.device(ctx.device)
         self._rows = SparseRows(self.rules, self._device, torch.float32)
+        self._backoff = Backoff(self.backoff, data, self._device)
         ctx.logger.info(
             "%s: %d rules (%.1f per item) in %.2fs", self.name, self.rules.nnz,
             self.rules.nnz / max(1, data.n_items), time.perf_counter() - t0,
@@ -202,7 +207,7 @@ class _RuleModel(SessionRecommender):
         """float32 [B, n_items + 1]: the rules of each prefix's last item; column 0 = -inf."""
         if self._rows is None:
             raise RuntimeError(f"model '{self.name}' is not fitted: call fit() first")
-        scores = self._rows.dense(batch.last_items)
+        scores = self._backoff.apply(self._rows.dense(batch.last_items))
         scores[:, 0] = -torch.inf
         return scores
 
@@ -216,7 +221,8 @@ class _RuleModel(SessionRecommender):
 class AssociationRules(_RuleModel):
     """AR: items ranked by their click-pair co-occurrences with the last item (session-rec).
 
-    Hyperparameter: ``pruning``, the rules kept per item (0 = all). See the module docstring.
+    Hyperparameters: ``pruning``, the rules kept per item (0 = all); ``backoff`` (baselines/ties.py).
+    See the module docstring.
     """
 
     def __init__(self, **params: Any) -> None:
@@ -238,7 +244,7 @@ class SequentialRules(_RuleModel):
     """SR: items that followed the last item in training sessions, weighted by distance.
 
     Hyperparameters: ``steps`` (largest distance counted), ``weighting`` (one of baselines.decays.DECAYS),
-    ``pruning`` (rules kept per item, 0 = all). See the module docstring.
+    ``pruning`` (rules kept per item, 0 = all), ``backoff`` (baselines/ties.py). See the module docstring.
     """
 
     def __init__(self, **params: Any) -> None:

@@ -89,7 +89,9 @@ Choices and deviations, each deliberate
 * Items of the prefix are not filtered out (session-rec's ``remind=True`` default for V-SKNN and
   STAN; SKNN has no filter). Final ``normalize`` (dividing by the max score) does not change a
   ranking and is skipped. Items that no neighbour contains score 0 (ties, counted as ties by the
-  evaluator); column 0 is -inf.
+  evaluator); column 0 is -inf. ``backoff`` is the tie policy shared by every rule and
+  neighbour model (``baselines/ties.py``): ``none`` (default, as session-rec) leaves them tied,
+  ``popularity`` orders them by training popularity below every neighbour's item.
 * Each training session is a set of items for the similarity; STAN's positions (pos_n) count
   every click, repeats included, as session-rec does.
 
@@ -122,7 +124,7 @@ import torch
 
 from baselines.decays import DECAYS, distance_decay
 from baselines.sparse_rows import row_blocks
-from baselines.ties import tie_key
+from baselines.ties import DEFAULT_BACKOFF, Backoff, backoff_param, tie_key
 from sessbench.data.sessions import Prefixes, SessionSet, TrainingData
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext, SessionRecommender, choice_param, int_param, register_model
@@ -131,12 +133,14 @@ __all__ = ["SKNN", "STAN", "VSKNN", "SessionIndex", "position_weights"]
 
 DAY_S = 86_400
 
-SKNN_DEFAULTS: dict[str, Any] = {"k": 100, "sample_size": 500, "similarity": "cosine"}
+SKNN_DEFAULTS: dict[str, Any] = {"k": 100, "sample_size": 500, "similarity": "cosine", "backoff": DEFAULT_BACKOFF}
 VSKNN_DEFAULTS: dict[str, Any] = {
     "k": 100, "sample_size": 1000, "weighting": "div", "weighting_score": "div", "idf_weighting": 0.0,
+    "backoff": DEFAULT_BACKOFF,
 }
 STAN_DEFAULTS: dict[str, Any] = {
     "k": 100, "sample_size": 5000, "lambda_spw": 1.02, "lambda_snh": 5.0, "lambda_inh": 2.05,
+    "backoff": DEFAULT_BACKOFF,
 }
 
 
@@ -316,6 +320,7 @@ class _SessionKNN(SessionRecommender):
         super().__init__(**{**self.defaults, **params})  # unknown keys: rejected by the config layer
         self.k = int_param(self.name, "k", self.params["k"], 1)
         self.sample_size = int_param(self.name, "sample_size", self.params["sample_size"], 0)
+        self.backoff = backoff_param(self.name, self.params["backoff"])
         self.index: SessionIndex | None = None
         self.n_items = 0
 
@@ -338,6 +343,7 @@ class _SessionKNN(SessionRecommender):
         t0 = time.perf_counter()
         self.index = SessionIndex.build(data.train, data.n_items)
         self.n_items = data.n_items
+        self._backoff = Backoff(self.backoff, data)
         ctx.logger.info(
             "%s: indexed %d training sessions (%d session-item pairs) in %.2fs",
             self.name, self.index.s.shape[0], self.index.s.nnz, time.perf_counter() - t0,
@@ -356,8 +362,9 @@ class _SessionKNN(SessionRecommender):
             chunk = pre.rows(start, end)
             row, session, sim = self.neighbours(chunk)
             out[start:end] = self.item_scores(chunk, row, session, sim)
-        out[:, 0] = -np.inf
-        return torch.from_numpy(out)
+        scores = self._backoff.apply(torch.from_numpy(out))
+        scores[:, 0] = -torch.inf
+        return scores
 
     def candidates(self, pre: PrefixSets, w: np.ndarray | None) -> Candidates:
         """Sessions sharing an item with each prefix, cut to the `sample_size` most recent."""
@@ -457,7 +464,7 @@ class SKNN(_SessionKNN):
     """SKNN: the prefix's k most similar (cosine, binary) recent training sessions vote.
 
     Hyperparameters: ``k`` neighbours, ``sample_size`` most recent candidate sessions (0 = all),
-    ``similarity`` ('cosine' or 'jaccard'). See the module docstring.
+    ``similarity`` ('cosine' or 'jaccard'), ``backoff`` (baselines/ties.py). See the module docstring.
     """
 
     defaults = SKNN_DEFAULTS
@@ -486,8 +493,8 @@ class VSKNN(_SessionKNN):
 
     Hyperparameters: ``k``, ``sample_size`` (as SKNN), ``weighting`` (prefix position weights)
     and ``weighting_score`` (neighbour decay by how far back the most recent shared click is),
-    each one of same, div, linear, log, quadratic, and ``idf_weighting`` (>= 0; 0 = off). See
-    the module docstring.
+    each one of same, div, linear, log, quadratic, ``idf_weighting`` (>= 0; 0 = off) and
+    ``backoff`` (baselines/ties.py). See the module docstring.
     """
 
     defaults = VSKNN_DEFAULTS
@@ -543,7 +550,8 @@ class STAN(_SessionKNN):
     Hyperparameters: ``k``, ``sample_size`` (as SKNN), ``lambda_spw`` (prefix position decay,
     in clicks), ``lambda_snh`` (neighbour recency decay, in days), ``lambda_inh`` (decay with an
     item's distance from the most recent shared item in the neighbour, in clicks); null turns a
-    decay off. See the module docstring (also for the time reference T).
+    decay off; ``backoff`` (baselines/ties.py). See the module docstring (also for the time
+    reference T).
     """
 
     defaults = STAN_DEFAULTS

@@ -1,4 +1,4 @@
-"""Time the item-table products in one call and in blocks of items (sessbench.blocked_products).
+"""Time the item-table products in one call, in blocks of items (sessbench.blocked_products) and in bf16.
 
 The two products whose output or input is a [B, n] score matrix, at the YOOCHOOSE 1/64 training
 shape by default (B = 100, d = 100, n = 37,484), on one thread:
@@ -8,6 +8,11 @@ shape by default (B = 100, d = 100, n = 37,484), on one thread:
 
 Each variant runs `--reps` times per round, rounds interleave the variants (so a machine that
 slows down mid-run slows all of them), and the median round is printed. Run it on an idle machine.
+
+The bf16 variants answer whether `--precision bf16` could speed training up on this CPU: each
+takes fp32 operands and gives an fp32 result, as a training step needs (the softmax and Adam's
+master weights stay fp32), so the casts are counted: the table cast once per step, the [B, n]
+operands cast each product. The last lines compare the three products of one training step.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def main() -> None:
     vectors = torch.randn(args.batch, args.dim, generator=g)
     grad_scores = torch.softmax(torch.randn(args.batch, args.items, generator=g), 1)
     scores, grad = torch.empty(args.batch, args.items), torch.empty(args.items, args.dim)
+    table_bf16 = table.bfloat16()
 
     variants: dict[str, Callable[[], object]] = {
         "scores, one call": lambda: torch.mm(vectors, table.t(), out=scores),
@@ -46,6 +52,10 @@ def main() -> None:
         "table gradient, one call": lambda: torch.mm(grad_scores.t(), vectors, out=grad),
         "table gradient, blocked": lambda: blocked.table_grad_into(grad_scores, vectors, grad),
         "vectors' gradient (one call)": lambda: torch.mm(grad_scores, table),
+        "table to bf16 (once a step)": lambda: table_bf16.copy_(table),
+        "scores, bf16": lambda: scores.copy_(torch.mm(vectors.bfloat16(), table_bf16.t())),
+        "table gradient, bf16": lambda: grad.copy_(torch.mm(grad_scores.bfloat16().t(), vectors.bfloat16())),
+        "vectors' gradient, bf16": lambda: torch.mm(grad_scores.bfloat16(), table_bf16).float(),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():
@@ -62,9 +72,15 @@ def main() -> None:
     )
     for name, values in times.items():
         print(f"  {name:30s} {statistics.median(values):8.2f} ms")
+    med = {name: statistics.median(values) for name, values in times.items()}
     for what in ("scores", "table gradient"):
-        one, blk = statistics.median(times[f"{what}, one call"]), statistics.median(times[f"{what}, blocked"])
+        one, blk = med[f"{what}, one call"], med[f"{what}, blocked"]
         print(f"  {what}: blocked is {one / blk:.2f} times as fast as one call")
+    fp32 = med["scores, blocked"] + med["table gradient, blocked"] + med["vectors' gradient (one call)"]
+    bf16 = (med["table to bf16 (once a step)"] + med["scores, bf16"] + med["table gradient, bf16"]
+            + med["vectors' gradient, bf16"])
+    print(f"  one step's three products: fp32 (blocked) {fp32:.2f} ms, bf16 with its casts {bf16:.2f} ms: "
+          f"bf16 is {fp32 / bf16:.2f} times as fast")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from sessbench.models import FitContext, get_model
 
 #: the grids: session-rec's defaults and tuned values, and a step either side
 GRIDS: dict[str, dict[str, list[Any]]] = {
-    "markov": {"backoff": ["popularity", "none"], "pruning": [0, 20]},
+    "markov": {"pruning": [0, 20]},  # backoff is one declared policy for every rule model, not tuned per model
     "ar": {"pruning": [0, 10, 20, 50]},
     "sr": {"steps": [2, 5, 8, 10, 20], "weighting": ["div", "quadratic", "same"], "pruning": [0, 20]},
     "sknn": {"k": [50, 100, 200, 500], "sample_size": [500, 1000, 10000], "similarity": ["cosine", "jaccard"]},

@@ -86,9 +86,14 @@ def _seed_list(seeds: Sequence[int] | int | str | None, default: list[int]) -> l
         return [seeds]
     if isinstance(seeds, str):
         seeds = [int(s) for s in seeds.split(",") if s.strip()]
+    from sessbench.config import MAX_SEED
+
     out = [int(s) for s in seeds]
     if not out:
         raise ConfigError("seeds is empty: give at least one seed, e.g. seeds=[0, 1, 2]")
+    bad = [s for s in out if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ConfigError(f"seeds must be integers from 0 to {MAX_SEED} (what numpy and torch accept), got {bad[0]}")
     return out
 
 
@@ -123,13 +128,18 @@ def prepare_grid(
     checkpoint_dir: str | Path | None = None,
     progress: Any = None,
     invocation: str | None = None,
+    check_folders: bool = True,
 ) -> Grid:
-    """Resolve a grid exactly as `sessbench run` does (see the module docstring); nothing runs."""
+    """Resolve a grid exactly as `sessbench run` does (see the module docstring); nothing runs.
+
+    check_folders: refuse an unusable runs, cache or checkpoint folder (read-only, a file in the
+    way) before any data is hashed or prepared; off for a plan that writes nothing.
+    """
     from sessbench.config import ParamResolver, default_config_dir, load_experiment
     from sessbench.data.registry import parse_dataset
     from sessbench.executors import choose_parallelism, make_executor
     from sessbench.models import get_model, load_plugins, resolve_models
-    from sessbench.planning import plan_runs
+    from sessbench.planning import check_model_names, plan_runs
     from sessbench.progress import null_progress
     from sessbench.runner import Runner
     from sessbench.training import resolve_device
@@ -152,10 +162,11 @@ def prepare_grid(
         recs_cap_factor=recs_cap,
         refit=refit,
     )
-    check_settings(settings, threads=threads, jobs=jobs)
+    check_settings(settings, threads=threads, jobs=jobs, timeout_s=timeout_s)
 
     load_plugins()
     names = resolve_models(models_arg)
+    check_model_names(names)  # before any name becomes a path (configs/models/<name>.yaml, run ids)
     specs = [get_model(n) for n in names]
     requests = [parse_dataset(d, {**exp["dataset_params"], **(dataset_params or {})}) for d in datasets_arg]
     resolver = ParamResolver(
@@ -189,28 +200,44 @@ def prepare_grid(
     )
     import torch
 
+    if check_folders:
+        runner.check_folders()
     return Grid(runner.resolve(plan), runner, names, requests, seed_list, protocol, n_jobs,
                 n_threads or torch.get_num_threads())
 
 
-def check_settings(settings: RunSettings, threads: int | None = None, jobs: int | None = None) -> None:
-    """Values a grid refuses up front (ConfigError: exit code 2 on the command line)."""
+MAX_SAVE_RECS = 10_000  # a top-K list longer than this is not a recommendation list
+MAX_RECS_CAP = 1_000
+MAX_THREADS = 1_024  # torch overflows (or crashes) far above any machine's core count
+
+
+def check_settings(
+    settings: RunSettings, threads: int | None = None, jobs: int | None = None, timeout_s: float | None = None,
+) -> None:
+    """Values a grid refuses up front, before anything is prepared or trained (ConfigError: exit
+    code 2 on the command line): what cannot mean what the user wants."""
+    from sessbench.config import positive_finite
+
     if not 0 <= settings.validation_fraction < 1:
         raise ConfigError(f"--validation-fraction must be in [0, 1), got {settings.validation_fraction}")
     if settings.eval_batch_size is not None and settings.eval_batch_size < 1:
         raise ConfigError(f"--eval-batch-size must be a positive number of prefixes, got {settings.eval_batch_size}")
-    if settings.time_budget_s is not None and not settings.time_budget_s > 0:
-        raise ConfigError(f"--time-budget must be a positive number of seconds, got {settings.time_budget_s}")
-    if settings.save_recs is not None and settings.save_recs < 1:
-        raise ConfigError(f"--save-recs must be a positive list length K, got {settings.save_recs}")
-    if settings.recs_cap_factor < 1:
-        raise ConfigError(
-            f"--recs-cap must be a positive factor (lists hold at most FACTOR x K items), got {settings.recs_cap_factor}"
-        )
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {threads}")
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if settings.time_budget_s is not None and not positive_finite(settings.time_budget_s):
+        raise ConfigError(f"--time-budget must be a positive, finite number of seconds (leave it out for no "
+                          f"budget), got {settings.time_budget_s}")
+    if timeout_s is not None and not positive_finite(timeout_s):
+        raise ConfigError(f"--timeout must be a positive, finite number of seconds (leave it out for no limit), "
+                          f"got {timeout_s}")
+    if settings.save_recs is not None and not 1 <= settings.save_recs <= MAX_SAVE_RECS:
+        raise ConfigError(f"--save-recs must be a list length K from 1 to {MAX_SAVE_RECS:,}, got {settings.save_recs}")
+    if not 1 <= settings.recs_cap_factor <= MAX_RECS_CAP:
+        raise ConfigError(f"--recs-cap must be a factor from 1 to {MAX_RECS_CAP:,} (lists hold at most FACTOR x K "
+                          f"items), got {settings.recs_cap_factor}")
+    for option, value in (("--threads", threads), ("--jobs", jobs)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{option} must be at least 1, got {value}")
+        if value is not None and value > MAX_THREADS:
+            raise ConfigError(f"{option} must be at most {MAX_THREADS:,}, got {value}")
 
 
 def _path(given: str | Path | None, from_config: str | None) -> Path | None:

@@ -61,8 +61,8 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        failpoint("atomic.before-rename")
-        failpoint(f"atomic.before-rename{target.suffix}")
+        failpoint("atomic.before-rename", str(target))
+        failpoint(f"atomic.before-rename{target.suffix}", str(target))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

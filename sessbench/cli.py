@@ -55,29 +55,39 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _int_list(text: str, option: str, example: str, minimum: int | None = None) -> list[int]:
-    """A comma list of integers (>= `minimum`) given to `option`, or a SessbenchError."""
-    kind = "integers" if minimum is None else f"integers >= {minimum}"
+def _int_list(text: str, option: str, example: str, minimum: int | None = None, maximum: int | None = None) -> list[int]:
+    """A comma list of integers (within [`minimum`, `maximum`]) given to `option`, or a SessbenchError."""
+    if maximum is not None:
+        kind = f"integers from {minimum} to {maximum}"
+    else:
+        kind = "integers" if minimum is None else f"integers >= {minimum}"
     try:
         values = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise SessbenchError(f"{option} '{text}': expected a comma list of {kind}, e.g. {option} {example}") from None
     if not values:
         raise SessbenchError(f"{option} is empty: give a comma list of {kind}, e.g. {option} {example}")
-    if minimum is not None and min(values) < minimum:
+    if (minimum is not None and min(values) < minimum) or (maximum is not None and max(values) > maximum):
         raise SessbenchError(f"{option} '{text}': expected a comma list of {kind}, e.g. {option} {example}")
     return values
 
 
+#: bounds of `run` options whose huge values would overflow or exhaust the machine
 def _dataset_params(values: list[str]) -> dict[str, Any]:
     import yaml
+
+    from sessbench.config import load_yaml_text
 
     out: dict[str, Any] = {}
     for text in values:
         key, eq, value = text.partition("=")
         if not eq:
             raise SessbenchError(f"--dataset-param '{text}': expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = load_yaml_text(value, f"--dataset-param '{text}'")[0]
+        except yaml.YAMLError as exc:
+            raise SessbenchError(f"--dataset-param '{text}': the value is not valid YAML ({getattr(exc, 'problem', None) or exc}); "
+                                 "quote it, e.g. --dataset-param sep=';'") from None
     return out
 
 
@@ -265,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_data_import_official)
     p.set_defaults(func=lambda args, parser=p: _help(parser))
 
+    # audit -----------------------------------------------------------------------------
+    p = sub.add_parser(
+        "audit", help="the checks a reviewer asks of a dataset: leaks, time order, test size, repeats",
+        description="Check a prepared split: test size and the 95% half-widths it allows (at a reference model's "
+        "level, clustered by session), the repeat share of the targets, test items unseen in training, sessions "
+        "in both training and test (by id and by item sequence), time order (test after training, validation "
+        "after the rest), duplicates, and the conformance kit's batch-company check on the reference model. "
+        "Exits with 1 when a check fails.",
+    )
+    p.add_argument("dataset", help="dataset name, e.g. yoochoose64, diginetica or synthetic")
+    p.add_argument("--model", default="s-pop", help="reference model for the half-widths and the batch-company check "
+                   "(default s-pop: seconds on any dataset)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_data_options(p)
+    p.set_defaults(func=cmd_audit)
+
     # bench -----------------------------------------------------------------------------
     p = sub.add_parser("bench", help="benchmarks of sessbench itself", description="Speed and memory benchmarks anyone can rerun.")
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH")
@@ -337,8 +363,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.force_prepare:
         print("sessbench: --force-prepare is now spelled --force (as in the data commands); it still works", file=sys.stderr)
+    from sessbench.config import MAX_SEED
+
     grid = api.prepare_grid(
-        args.models, args.datasets, _int_list(args.seeds, "--seeds", "0,1,2") if args.seeds is not None else None,
+        args.models, args.datasets,
+        _int_list(args.seeds, "--seeds", "0,1,2", minimum=0, maximum=MAX_SEED) if args.seeds is not None else None,
         args.protocol, config=args.config, config_dir=args.config_dir, set=args.set,
         dataset_params=_dataset_params(args.dataset_param) or None, validation_fraction=args.validation_fraction,
         device=args.device, time_budget_s=args.time_budget_s, eval_batch_size=args.eval_batch_size,
@@ -346,7 +375,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir, cache_dir=args.cache_dir, resume=args.resume, force=args.force or args.force_prepare,
         executor=args.executor, jobs=args.jobs, threads=args.threads, timeout_s=args.timeout_s,
         scheduler=args.scheduler, check_memory=not args.no_memory_check, checkpoint_dir=args.checkpoint_dir,
-        progress=_progress_factory(not args.quiet), invocation=shlex.join(["sessbench", *sys.argv[1:]]),
+        progress=_progress_factory(not args.quiet), invocation=shlex.join(["sessbench", *args.argv]),
+        check_folders=not args.plan,
     )
     plan, runs_dir = grid.plan, grid.runner.runs_dir
     for key, request in {s.dataset.identity_key: s.dataset for s in plan}.items():
@@ -377,7 +407,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     records = grid.execute(on_record=report)
     print()
-    print(text_table(*summary_table(records)), end="")
+    rows, cols = summary_table(records)
+    print(text_table(rows, cols), end="")
+    stopped = sum(int(r.get("stopped early", 0)) for r in rows)
+    if stopped:
+        print(f"\n{stopped} run(s) were stopped early by the time budget ('stopped early'): their models trained for "
+              "less than asked, so their numbers understate them.", file=sys.stderr)
     failed = sum(r["status"] != "ok" for r in records)
     if failed:
         print(f"\n{failed} run(s) failed; their records in {runs_dir}/ hold the tracebacks.", file=sys.stderr)
@@ -400,7 +435,7 @@ def summary_table(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], 
 
     rows.sort(key=lambda r: (r["dataset"], r["protocol"] != "validated", r["protocol"], -p20(r)))
     cols = ["dataset", "model", "protocol", "seeds", "P@20", "MRR@20", "share of oracle P@20", "normalized gain",
-            "fit s", "failed"]
+            "fit s", "failed", "stopped early"]
     empty = {"-", "", "0", 0, None}
     keep = [c for c in cols if c in ("dataset", "model", "P@20", "MRR@20") or any(r.get(c) not in empty for r in rows)]
     if len({r["protocol"] for r in rows}) > 1 and "protocol" not in keep:
@@ -506,9 +541,13 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace, force: bool = False):
+    from sessbench.data.cache import default_cache_dir
     from sessbench.data.registry import load_dataset, parse_dataset
+    from sessbench.storage import check_folder
 
     request = parse_dataset(args.dataset, _dataset_params(args.dataset_param) or None)
+    # a read-only cache still serves (a split it cannot store is prepared again next time); a file does not
+    check_folder(default_cache_dir(args.cache_dir), "--cache-dir", writable=False)
     return load_dataset(
         request, args.data_dir, args.cache_dir, force=force or getattr(args, "force", False), logger=log,
         progress=_progress_factory(not args.quiet),
@@ -614,6 +653,17 @@ def cmd_data_import_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from sessbench.audit import audit_split, format_audit
+    from sessbench.models import get_model
+
+    get_model(args.model)  # an unknown name fails before the data is prepared
+    loaded = _load(args)
+    report = audit_split(loaded.split, name=loaded.request.key, reference=args.model)
+    print(json.dumps(report.to_dict(), indent=2, default=float) if args.json else format_audit(report))
+    return 1 if report.failed else 0
+
+
 def cmd_bench_preprocess(args: argparse.Namespace) -> int:
     from sessbench.bench.preprocess import format_report, run_preprocess_benchmark
 
@@ -693,7 +743,9 @@ def bench_params(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # what the user typed, recorded with every run (sys.argv is another program's under pytest)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO),
         format="%(levelname)s %(name)s: %(message)s",
@@ -709,6 +761,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"sessbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        from sessbench.storage import describe_os_error, is_environment_error
+
+        if not is_environment_error(exc):
+            raise  # not the machine's state: a bug, with its traceback
+        if args.debug:
+            traceback.print_exc()
+        after = " Finished runs are kept: once fixed, rerun with --resume." if args.command == "run" else ""
+        print(f"sessbench: error: {describe_os_error(exc)}{after}", file=sys.stderr)
+        return SessbenchError.exit_code
     except KeyboardInterrupt:
         print("sessbench: interrupted; finished runs are kept (rerun with --resume)", file=sys.stderr)
         return 130

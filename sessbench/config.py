@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,15 @@ EXPERIMENT_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
     "eval_batch_size": ((int, type(None)), None),
     "params": ((dict,), {}),
 }
+
+
+#: the largest seed every random generator sessbench seeds accepts (numpy's legacy seeding: 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+
+def positive_finite(value: Any) -> bool:
+    """A number of seconds (or a size) that means something: > 0, not NaN, not infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def default_config_dir() -> Path:
@@ -73,17 +83,95 @@ def where(source: str, lines: KeyLines | None, *key: str) -> str:
     return f"{source}, line {line}" if line else source
 
 
+#: most nodes a YAML document may expand to, aliases expanded (real configs have hundreds): a
+#: few hundred bytes of nested aliases ("billion laughs") expand to billions of nodes
+MAX_YAML_NODES = 100_000
+#: deepest nesting of a YAML document (the parser recurses once per level)
+MAX_YAML_DEPTH = 100
+
+
+def _expanded_size(root: yaml.Node, source: str) -> int:
+    """How many nodes `root` holds with every alias expanded, without expanding anything.
+
+    Aliases make the composed graph share nodes; the expanded size is the size of the tree a
+    constructor, a walk or a repr would build. Counted bottom-up once per node (memoized), and
+    stopped as soon as it passes MAX_YAML_NODES. A node inside itself (`&a [*a]`) is refused.
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > MAX_YAML_NODES:
+                raise _refused(source, node, f"expands to more than {MAX_YAML_NODES:,} values through its aliases, "
+                               "which could take minutes and gigabytes to build")
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise _refused(source, node, "refers to itself through an alias (a structure without end)")
+        if len(open_nodes) >= MAX_YAML_DEPTH:
+            raise _refused(source, node, f"nests deeper than {MAX_YAML_DEPTH} levels")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _refused(source: str, node: yaml.Node, problem: str) -> ConfigError:
+    line = node.start_mark.line + 1 if node.start_mark is not None else None
+    at = f", line {line}" if line else ""
+    return ConfigError(
+        f"{source}{at}: the YAML document {problem}, so sessbench refuses it before building it. "
+        "Fix: write the values out plainly, without nesting anchors (&name) and aliases (*name)."
+    )
+
+
+def load_yaml_text(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML text with the safe loader, bounded: the composed document is checked
+    (`_expanded_size`) before any Python object is built from it. Returns (data, node)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None, None
+        _expanded_size(node, source)
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_document(node), node
+        finally:
+            loader.dispose()
+    except RecursionError:
+        raise ConfigError(
+            f"{source}: the YAML document nests too deeply to read. Fix: flatten it (at most {MAX_YAML_DEPTH} levels)."
+        ) from None
+
+
 def read_yaml_lines(path: Path) -> tuple[dict[str, Any], KeyLines]:
-    """Read a YAML mapping with the safe loader, plus the line of every key (for errors)."""
+    """Read a YAML mapping with the safe loader (bounded: `load_yaml_text`), plus the line of
+    every key (for errors)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(
             f"cannot read config file {path}: {exc.strerror}. Check the path given to --config."
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file ({exc.reason} at byte {exc.start}). Pass a YAML file.") from None
     try:
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        data, node = load_yaml_text(text, str(path))
+        lines = _key_lines(node) if node is not None else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f", line {mark.line + 1}" if mark is not None else ""
@@ -148,8 +236,9 @@ def validate_experiment(data: dict[str, Any], source: str, lines: KeyLines | Non
         raise fail("protocol", f"protocol must be one of {', '.join(PROTOCOLS)}, got '{out['protocol']}'")
     if not 0 <= float(out["validation_fraction"]) < 1:
         raise fail("validation_fraction", f"validation_fraction must be in [0, 1), got {out['validation_fraction']}")
-    if out["time_budget_s"] is not None and out["time_budget_s"] <= 0:
-        raise fail("time_budget_s", f"time_budget_s must be a positive number of seconds, got {out['time_budget_s']}")
+    if out["time_budget_s"] is not None and not positive_finite(out["time_budget_s"]):
+        raise fail("time_budget_s", f"time_budget_s must be a positive, finite number of seconds (leave it out for "
+                   f"no budget), got {out['time_budget_s']}")
     if out["eval_batch_size"] is not None and out["eval_batch_size"] < 1:
         raise fail("eval_batch_size", f"eval_batch_size must be a positive integer, got {out['eval_batch_size']}")
     if isinstance(out["datasets"], str):
@@ -160,6 +249,9 @@ def validate_experiment(data: dict[str, Any], source: str, lines: KeyLines | Non
         out["seeds"] = [out["seeds"]]
     if not out["seeds"] or not all(isinstance(s, int) and not isinstance(s, bool) for s in out["seeds"]):
         raise fail("seeds", f"seeds must be a non-empty list of integers, got {out['seeds']!r}")
+    bad_seeds = [s for s in out["seeds"] if not 0 <= s <= MAX_SEED]
+    if bad_seeds:
+        raise fail("seeds", f"seeds must be integers from 0 to {MAX_SEED} (what numpy and torch accept), got {bad_seeds[0]}")
     if isinstance(out["models"], list):
         if not out["models"] or not all(isinstance(m, str) and m for m in out["models"]):
             raise fail("models", f"models must be a name, a group or a list of names, got {out['models']!r}")
@@ -194,7 +286,7 @@ def parse_set_options(values: list[str]) -> dict[str, dict[str, Any]]:
         if not eq or not dot or not model or not key:
             raise ConfigError(f"--set '{text}': expected MODEL.KEY=VALUE, e.g. --set srgnn.epochs=5")
         try:
-            value = yaml.safe_load(rhs)
+            value = load_yaml_text(rhs, f"--set '{text}'")[0]
         except yaml.YAMLError:
             value = rhs
         out.setdefault(model.strip(), {})[key.strip()] = value
@@ -239,7 +331,7 @@ def _check_params(
             )
 
 
-MODEL_FILE_KEYS = ("defaults", "datasets", "description", "source")
+MODEL_FILE_KEYS = ("inherit", "defaults", "datasets", "description", "source")
 
 
 @dataclass
@@ -271,6 +363,11 @@ class ParamResolver:
                     f"{where(str(path), lines, str(key))}: unknown top-level key '{key}'."
                     f"{_did_you_mean(str(key), list(MODEL_FILE_KEYS))} Valid: {', '.join(MODEL_FILE_KEYS)}."
                 )
+            if key == "inherit" and (not isinstance(value, str) or not value or value == model):
+                raise ConfigError(
+                    f"{where(str(path), lines, key)}: 'inherit' names the model whose file this one extends "
+                    f"(a name other than '{model}'), got {value!r}. Write it like 'inherit: srgnn'."
+                )
             if key in ("defaults", "datasets") and value is not None and not isinstance(value, dict):
                 raise ConfigError(
                     f"{where(str(path), lines, key)}: '{key}' must be a mapping, got {type(value).__name__}. "
@@ -292,17 +389,47 @@ class ParamResolver:
         self._files[model] = (data, lines)
         return data, lines
 
-    def model_file(self, model: str) -> dict[str, Any]:
-        return self.model_file_lines(model)[0]
+    def file_chain(self, model: str) -> list[tuple[str, dict[str, Any], KeyLines]]:
+        """(path, data, lines) of a model's file and of every file it inherits from, root first.
+
+        `inherit: srgnn` in `configs/models/srgnn-l.yaml` makes srgnn's layers apply first; the
+        file's own layers then override them (an SR-GNN variant keeps SR-GNN's hyperparameters
+        without copying them).
+        """
+        chain: list[tuple[str, dict[str, Any], KeyLines]] = []
+        seen: list[str] = []
+        current: str | None = model
+        while current is not None:
+            if current in seen:
+                raise ConfigError(
+                    f"configs/models: the 'inherit' keys form a cycle ({' -> '.join([*seen, current])}); "
+                    "remove one of them."
+                )
+            seen.append(current)
+            path = self.config_dir / "models" / f"{current}.yaml"
+            if current != model and not path.is_file():
+                raise ConfigError(
+                    f"{self.config_dir / 'models' / (seen[-2] + '.yaml')}: inherits from '{current}', but "
+                    f"{path} does not exist. Fix the name after 'inherit:'."
+                )
+            data, lines = self.model_file_lines(current)
+            chain.insert(0, (str(path), data, lines))
+            current = data.get("inherit")
+        return chain
 
     def resolve(self, spec: ModelSpec, dataset: str) -> dict[str, Any]:
-        """Hyperparameters for `spec` on `dataset` (a dataset name such as 'yoochoose64')."""
-        path = str(self.config_dir / "models" / f"{spec.name}.yaml")
-        data, lines = self.model_file_lines(spec.name)
+        """Hyperparameters for `spec` on `dataset` (a dataset name such as 'yoochoose64').
+
+        Layers, later wins: the registered defaults; the `defaults` of the model's file chain
+        (inherited files first), then their layers for `dataset`; the experiment file's params;
+        `--set`.
+        """
+        chain = self.file_chain(spec.name)
         exp_lines = self.experiment_lines
         layers: list[tuple[str, KeyLines | None, tuple[str, ...], Any]] = [
-            (path, lines, ("defaults",), data.get("defaults") or {}),
-            (path, lines, ("datasets", dataset), (data.get("datasets") or {}).get(dataset) or {}),
+            *((path, lines, ("defaults",), data.get("defaults") or {}) for path, data, lines in chain),
+            *((path, lines, ("datasets", dataset), (data.get("datasets") or {}).get(dataset) or {})
+              for path, data, lines in chain),
             (self.experiment_source, exp_lines, ("params", spec.name), self.experiment_params.get(spec.name, {})),
             ("--set", None, (), self.cli_params.get(spec.name, {})),
         ]

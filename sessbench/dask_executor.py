@@ -36,7 +36,9 @@ from sessbench.executors import (
 )
 from sessbench.models import get_model
 from sessbench.results import write_record
-from sessbench.runner import ORACLE, REASON_EXCEPTION, REASON_WORKER_DIED, Runner, RunSpec, failed_record
+from sessbench.execution import REASON_EXCEPTION, REASON_WORKER_DIED, failed_record
+from sessbench.planning import ORACLE, RunSpec
+from sessbench.worker import Worker
 
 log = logging.getLogger("sessbench.executors")
 
@@ -109,7 +111,7 @@ class DaskExecutor(Executor):
     _warm: list = field(default_factory=list)
     _token: str = field(default_factory=lambda: os.urandom(4).hex())
 
-    def start(self, runner: Runner, specs: list[RunSpec]) -> None:
+    def start(self, runner: Worker, specs: list[RunSpec]) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -149,7 +151,7 @@ class DaskExecutor(Executor):
         log.info("submitting %d runs to the Dask cluster at %s (%d workers)", len(specs),
                  self.client.scheduler.address, len(workers))
 
-    def prepare(self, runner: Runner, specs: list[RunSpec]) -> None:
+    def prepare(self, runner: Worker, specs: list[RunSpec]) -> None:
         """Prepare each dataset once on the cluster; data errors stop the grid here (exit code 2)."""
         requests = {spec.dataset.identity_key: spec.dataset for spec in specs}
         futures = {
@@ -172,7 +174,7 @@ class DaskExecutor(Executor):
             return True
         return device == "auto" and self._gpu_workers and _is_torch_model(spec.model)
 
-    def submit(self, runner: Runner, spec: RunSpec) -> Future:
+    def submit(self, runner: Worker, spec: RunSpec) -> Future:
         task = make_task(
             runner, spec, self.name, threads=self.threads, timeout_s=self.timeout_s,
             check_memory=runner.check_memory, isolated=self.isolate,
@@ -181,7 +183,7 @@ class DaskExecutor(Executor):
         self._submit(runner, task, outer, 1)
         return outer
 
-    def _submit(self, runner: Runner, task: RunTask, outer: Future, attempt: int) -> None:
+    def _submit(self, runner: Worker, task: RunTask, outer: Future, attempt: int) -> None:
         task = replace(task, attempt=attempt)
         future = self.client.submit(
             dask_run_task, task,
@@ -191,7 +193,7 @@ class DaskExecutor(Executor):
         )
         future.add_done_callback(lambda f: self._done(runner, task, outer, attempt, f))
 
-    def _done(self, runner: Runner, task: RunTask, outer: Future, attempt: int, future: Any) -> None:
+    def _done(self, runner: Worker, task: RunTask, outer: Future, attempt: int, future: Any) -> None:
         from distributed import KilledWorker
 
         try:

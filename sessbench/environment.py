@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 import sessbench
+from sessbench.errors import ConfigError
 
 _PACKAGES = ("numpy", "scipy", "pandas", "torch", "pyarrow")
 
@@ -168,3 +169,42 @@ def environment_info(device: torch.device | str | None = None) -> dict[str, Any]
     if dev.type == "cuda" and torch.cuda.is_available():
         info["device_name"] = torch.cuda.get_device_name(dev)
     return info
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """The torch device for a `--device` value: "auto" picks cuda when present, else cpu.
+
+    Asking for an accelerator the machine lacks is a user error (SessbenchError), not a silent
+    fallback: a run that was meant for the GPU must not quietly take 50x longer on the CPU.
+    """
+    text = str(name).strip().lower()
+    if text in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown device '{name}': use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device '{name}' was requested but no CUDA GPU is available to torch "
+                f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'}). "
+                "Use --device auto or --device cpu, or install a CUDA build of torch."
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"device '{name}' does not exist: this machine has {count} CUDA device(s) "
+                f"(cuda:0..cuda:{count - 1}). Use --device cuda:0 (or another index in that "
+                "range), --device auto or --device cpu."
+            )
+        return device
+    module = getattr(torch, device.type, None)
+    available = getattr(module, "is_available", None)
+    if available is None or not available():
+        raise ConfigError(f"device '{name}' is not available here: use 'auto', 'cpu' or 'cuda'.")
+    return device

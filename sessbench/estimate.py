@@ -32,6 +32,7 @@ from sessbench.data.registry import LoadedDataset
 from sessbench.data.sessions import Examples, Split
 from sessbench.evaluation import auto_batch_size, rank_counts
 from sessbench.models import FitContext, SessionRecommender, get_model
+from sessbench.oracle import oracle_for
 from sessbench.planning import ORACLE, RunSpec
 from sessbench.training import TorchSessionModel, resolve_device
 
@@ -111,7 +112,7 @@ def measure(spec: RunSpec, loaded: LoadedDataset, batches: int = 10) -> Estimate
     validated = spec.protocol == "validated"
     fraction = spec.settings.validation_fraction if validated else 0.0
     if spec.model == ORACLE:
-        model = loaded.oracle
+        model = oracle_for(loaded)
         rate = _eval_rate(model, test, n_items, batches, device)
         return Estimate(None, rate, 0.0, n_test / rate, False, None)
     cls = get_model(spec.model).cls

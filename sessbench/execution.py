@@ -50,6 +50,7 @@ from sessbench.evaluation import EvaluationResult, evaluate_model
 from sessbench.faults import failpoint
 from sessbench.memory import PeakMemory
 from sessbench.models import FitContext, SessionRecommender, get_model
+from sessbench.oracle import oracle_for
 from sessbench.planning import ORACLE, RunSpec
 from sessbench.progress import ProgressFactory, null_progress
 from sessbench.results import ranks_path, recs_path
@@ -173,7 +174,7 @@ class _Fitter:
     def new_model(self, overrides: dict[str, Any] | None = None) -> SessionRecommender:
         seed_everything(self.spec.seed)
         if self.spec.model == ORACLE:
-            return self.loaded.oracle
+            return oracle_for(self.loaded)
         return get_model(self.spec.model).create(**{**self.spec.params, **(overrides or {})})
 
     def budget_left(self) -> float | None:
@@ -316,7 +317,7 @@ def execute_run(
     if spec.protocol == "paper" and epochs:
         record["paper_best"] = paper_best(epochs)
     if spec.model == ORACLE:
-        record["oracle_expected"] = {"P@20": float(loaded.oracle.expected_hit_rate(test, k=20))}
+        record["oracle_expected"] = {"P@20": float(oracle_for(loaded).expected_hit_rate(test, k=20))}
     return record
 
 

@@ -23,7 +23,8 @@ solves; sessbench adds only what benchmark runs need on top:
   the other tasks queued on it, down with it.
 
 Every executor returns, per submitted run, a `concurrent.futures.Future` whose result is the
-run's record (already written). `Runner.run` drives them (claims, resume, callbacks).
+run's record (already written). `Runner.run` drives them (claims, resume, callbacks); executors
+see only the `Worker` part of it (`sessbench.worker`), never the grid.
 """
 
 from __future__ import annotations
@@ -49,16 +50,15 @@ import torch
 from sessbench.errors import ConfigError, SessbenchError
 from sessbench.models import get_model, registered_models
 from sessbench.results import read_record, record_path, write_record
-from sessbench.runner import (
-    ORACLE,
+from sessbench.execution import (
     REASON_EXCEPTION,
     REASON_INSUFFICIENT_MEMORY,
     REASON_TIMEOUT,
     REASON_WORKER_DIED,
-    Runner,
-    RunSpec,
     failed_record,
 )
+from sessbench.planning import ORACLE, RunSpec
+from sessbench.worker import Worker
 
 log = logging.getLogger("sessbench.executors")
 
@@ -104,7 +104,7 @@ def _plugin_modules(specs: list[RunSpec]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(modules))
 
 
-def make_task(runner: Runner, spec: RunSpec, kind: str, **extra: Any) -> RunTask:
+def make_task(runner: Worker, spec: RunSpec, kind: str, **extra: Any) -> RunTask:
     return RunTask(
         spec=spec,
         runs_dir=str(runner.runs_dir),
@@ -118,8 +118,8 @@ def make_task(runner: Runner, spec: RunSpec, kind: str, **extra: Any) -> RunTask
     )
 
 
-def _task_runner(task: RunTask, keep_datasets: bool = False) -> Runner:
-    return Runner(
+def _task_runner(task: RunTask, keep_datasets: bool = False) -> Worker:
+    return Worker(
         runs_dir=Path(task.runs_dir),
         data_dir=None if task.data_dir is None else Path(task.data_dir),
         cache_dir=None if task.cache_dir is None else Path(task.cache_dir),
@@ -150,12 +150,12 @@ def _import_modules(task: RunTask) -> None:
         importlib.import_module(module)
 
 
-#: one Runner per worker process and runs directory, so a worker reuses its loaded dataset
-_WORKER_RUNNERS: dict[tuple[str | None, ...], Runner] = {}
+#: one Worker per worker process and runs directory, so a worker reuses its loaded dataset
+_WORKER_RUNNERS: dict[tuple[str | None, ...], Worker] = {}
 _WORKER_LOCK = threading.Lock()
 
 
-def _reused_runner(task: RunTask) -> Runner:
+def _reused_runner(task: RunTask) -> Worker:
     key = (task.runs_dir, task.data_dir, task.cache_dir)
     with _WORKER_LOCK:
         runner = _WORKER_RUNNERS.get(key)
@@ -421,13 +421,13 @@ class Executor:
     #: most runs in flight at once (None: no limit, the engine queues them)
     capacity: int | None = 1
 
-    def start(self, runner: Runner, specs: list[RunSpec]) -> None:
+    def start(self, runner: Worker, specs: list[RunSpec]) -> None:
         pass
 
-    def prepare(self, runner: Runner, specs: list[RunSpec]) -> None:
+    def prepare(self, runner: Worker, specs: list[RunSpec]) -> None:
         runner.prepare(specs, keep=False)
 
-    def submit(self, runner: Runner, spec: RunSpec) -> Future:
+    def submit(self, runner: Worker, spec: RunSpec) -> Future:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -440,10 +440,10 @@ class InProcessExecutor(Executor):
     name = "local"
     capacity = 1
 
-    def prepare(self, runner: Runner, specs: list[RunSpec]) -> None:
+    def prepare(self, runner: Worker, specs: list[RunSpec]) -> None:
         runner.prepare(specs, keep=True)
 
-    def submit(self, runner: Runner, spec: RunSpec) -> Future:
+    def submit(self, runner: Worker, spec: RunSpec) -> Future:
         future: Future = Future()
         try:
             future.set_result(runner.execute(spec))
@@ -506,11 +506,11 @@ class ProcessPoolExecutor(Executor):
         self._pool: ThreadPoolExecutor | None = None
         self._children = Children()
 
-    def start(self, runner: Runner, specs: list[RunSpec]) -> None:
+    def start(self, runner: Worker, specs: list[RunSpec]) -> None:
         self._children = Children()
         self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="sessbench-run")
 
-    def submit(self, runner: Runner, spec: RunSpec) -> Future:
+    def submit(self, runner: Worker, spec: RunSpec) -> Future:
         assert self._pool is not None, "start() first"
         task = make_task(runner, spec, self.name, threads=self.threads, timeout_s=self.timeout_s, env=sessbench_env())
         return self._pool.submit(supervise, task, self._children)

@@ -12,6 +12,10 @@ to have the process kill itself (SIGKILL: no cleanup, no `finally`, exactly like
 out-of-memory killer or a pulled plug) the N-th time it reaches that point. Unset, a fail point
 costs one dictionary lookup.
 
+`NAME=N:ERRNO` (e.g. `atomic.before-rename.json=3:ENOSPC`) raises `OSError(ERRNO)` there instead,
+as the operating system would: a full disk or a read-only folder at the awkward moment, which a
+test cannot otherwise produce on demand (and, running as root, cannot produce with chmod).
+
 Points: `runner.before-fit`, `runner.after-ranks`, `runner.after-record` (record written, claim
 not yet released), `runner.after-collect` (the coordinator got a record, claim not released); `atomic.before-rename` (any atomic write: temp file complete, not renamed)
 and `atomic.before-rename.json` / `.npz` (records / rank counts only); `cache.before-manifest`
@@ -21,36 +25,44 @@ and `atomic.before-rename.json` / `.npz` (records / rank counts only); `cache.be
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
 ENV_VAR = "SESSBENCH_FAILPOINTS"
 
-_parsed: tuple[str, dict[str, int]] = ("", {})
+#: name -> (the hit that fires, errno to raise or None to SIGKILL)
+_parsed: tuple[str, dict[str, tuple[int, int | None]]] = ("", {})
 _hits: dict[str, int] = {}
 
 
-def _targets() -> dict[str, int]:
+def _targets() -> dict[str, tuple[int, int | None]]:
     global _parsed
     text = os.environ.get(ENV_VAR, "")
     if text != _parsed[0]:
-        targets: dict[str, int] = {}
+        targets: dict[str, tuple[int, int | None]] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
-            name, _, count = part.partition("=")
-            targets[name.strip()] = int(count) if count.strip() else 1
+            name, _, spec = part.partition("=")
+            count, _, code = spec.partition(":")
+            targets[name.strip()] = (int(count) if count.strip() else 1, getattr(errno, code.strip()) if code.strip() else None)
         _parsed = (text, targets)
         _hits.clear()
     return _parsed[1]
 
 
-def failpoint(name: str) -> None:
-    """Kill this process with SIGKILL if `name` is armed and reached for the armed time."""
+def failpoint(name: str, path: str | None = None) -> None:
+    """Kill this process with SIGKILL (or raise the armed OSError about `path`) if `name` is
+    armed and reached for the armed time."""
     targets = _targets()
     if not targets or name not in targets:
         return
     _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] == targets[name]:
-        kill = getattr(signal, "SIGKILL", None)
-        if kill is None:  # pragma: no cover - Windows has no SIGKILL
-            os._exit(137)
-        os.kill(os.getpid(), kill)
+    count, code = targets[name]
+    if _hits[name] != count:
+        return
+    if code is not None:
+        raise OSError(code, os.strerror(code), path)
+    kill = getattr(signal, "SIGKILL", None)
+    if kill is None:  # pragma: no cover - Windows has no SIGKILL
+        os._exit(137)
+    os.kill(os.getpid(), kill)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sessbench.data.registry import DatasetRequest
+from sessbench.names import check_name, safe_part
 
 ORACLE = "oracle"
 #: on synthetic data the normalized gain needs POP; it is added as a reference when not asked for
@@ -85,7 +86,8 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.dataset.key)[:60]
-        return f"{slug}__{self.model}__{self.protocol}__seed{self.seed}__{digest(self.identity())}"
+        model = safe_part(self.model)  # unchanged for every name `check_model_names` lets through
+        return f"{slug}__{model}__{safe_part(self.protocol)}__seed{self.seed}__{digest(self.identity())}"
 
     @property
     def run_id_stem(self) -> str:
@@ -102,6 +104,18 @@ def seed_dependent(model: str) -> bool:
     return bool(get_model(model).cls.seed_dependent)
 
 
+def check_model_names(models: list[str]) -> None:
+    """Refuse a model name that cannot be part of a file name (`sessbench.names`), naming the
+    module that registered it: a plugin's name must never place a file outside the runs directory."""
+    for model in models:
+        if model == ORACLE:
+            continue
+        from sessbench.models import get_model
+
+        source = get_model(model).source
+        check_name("model", model, f" (registered by {source})" if source else "")
+
+
 def plan_runs(
     models: list[str],
     datasets: list[DatasetRequest],
@@ -116,6 +130,7 @@ def plan_runs(
     synthetic data the `oracle` pseudo-model is added once per dataset, and POP once when it is
     not among the models, since the normalized gain is measured from it.
     """
+    check_model_names(models)
     plan: list[RunSpec] = []
     for ds in datasets:
         if ds.definition.kind == "synthetic":

@@ -7,8 +7,9 @@ commit holds the code that ran. `publish_runs` copies, from a working runs direc
   .npz, a few hundred kB at the paper's scale); records from a dirty tree or from no git checkout
   are refused and named;
 * each split's example table (`splits/<id>.npz`: test sessions and repeat targets, for the
-  report's session-level statistics), copied when the runs directory has it, else rebuilt from
-  the data (`--data-dir`), checked to be the same source by its digest.
+  report's session-level statistics) and its audit (`splits/<id>.audit.json`, what `sessbench
+  audit` checks), copied when the runs directory has them, else built from the data
+  (`--data-dir`), checked to be the same source by its digest.
 
 Never copied: saved recommendation lists (`.recs.npz`, large), epoch checkpoints (they live
 outside any runs directory), claims and temp files. Copies are atomic; a record already
@@ -30,6 +31,7 @@ from sessbench.results import (
     ranks_path,
     record_path,
     save_split_examples,
+    split_audit_path,
     split_examples_path,
     split_table_id,
 )
@@ -49,7 +51,7 @@ class PublishSummary:
     def lines(self, dst: Path) -> list[str]:
         out = [f"{len(self.copied)} run(s) published to {dst}/, {len(self.unchanged)} already there"]
         if self.tables_copied or self.tables_built:
-            out.append(f"{self.tables_copied + self.tables_built} split example table(s) "
+            out.append(f"{self.tables_copied + self.tables_built} split example table(s) and audit(s) "
                        f"({self.tables_copied} copied, {self.tables_built} rebuilt from the data)")
         for run_id, why in self.refused:
             out.append(f"refused {run_id}: {why}")
@@ -102,22 +104,29 @@ def publish_runs(src: Path, dst: Path, data_dir: Path | None = None, cache_dir: 
             key = str(record.get("dataset"))
             tables[split_table_id(key, str(digest))] = (key, str(digest))
     for table_id, (key, digest) in tables.items():
-        target = split_examples_path(dst, table_id)
-        if target.is_file():
+        wanted = [(split_examples_path(src, table_id), split_examples_path(dst, table_id)),
+                  (split_audit_path(src, table_id), split_audit_path(dst, table_id))]
+        missing = []
+        for source, target in wanted:
+            if target.is_file():
+                continue
+            if source.is_file():
+                _copy(source, target)
+                summary.tables_copied += 1
+            else:
+                missing.append(target)
+        if not missing:
             continue
-        source = split_examples_path(src, table_id)
-        if source.is_file():
-            _copy(source, target)
-            summary.tables_copied += 1
-        elif data_dir is not None and _rebuild_table(dst, key, digest, table_id, data_dir, cache_dir):
-            summary.tables_built += 1
+        if data_dir is not None and _rebuild_table(dst, key, digest, table_id, data_dir, cache_dir):
+            summary.tables_built += len(missing)
         else:
             summary.tables_missing.append(f"{key}@{digest}")
     return summary
 
 
 def _rebuild_table(dst: Path, key: str, digest: str, table_id: str, data_dir: Path, cache_dir: Path | None) -> bool:
-    """Load the dataset from `data_dir` and write its table, if it is the recorded source."""
+    """Load the dataset from `data_dir` and write its example table and audit, if it is the
+    recorded source."""
     from sessbench.data.registry import load_dataset, parse_dataset
 
     try:
@@ -130,6 +139,14 @@ def _rebuild_table(dst: Path, key: str, digest: str, table_id: str, data_dir: Pa
                     None if loaded.request.source is None else loaded.request.source.digest, digest)
         return False
     save_split_examples(dst, loaded.split, table_id)
+    audit = split_audit_path(dst, table_id)
+    if not audit.is_file():
+        import json
+
+        from sessbench.audit import audit_split
+
+        report = audit_split(loaded.split, name=key)
+        atomic_write_bytes(audit, (json.dumps(report.to_dict(), indent=1, default=float) + "\n").encode())
     return True
 
 

@@ -70,17 +70,64 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def iter_records(runs_dir: Path) -> Iterator[dict[str, Any]]:
-    """Every record under `runs_dir` (recursively), in a stable order."""
+    """Every record under `runs_dir` (recursively), in a stable order; unreadable ones skipped
+    (`scan_records` says which and why)."""
+    yield from scan_records(runs_dir)[0]
+
+
+#: what to do about a record file that cannot be used
+RECORD_FIX = ("rerun the run with `sessbench run ... --resume` (it reruns runs without a usable record), "
+              "or delete the file")
+
+
+def record_problem(record: Any) -> str | None:
+    """Why a parsed JSON value is not a usable record (wrong or missing fields), or None."""
+    if not isinstance(record, dict):
+        return f"it holds a JSON {type(record).__name__}, not a record"
+    for key, kinds in (("run_id", str), ("model", str), ("dataset", str), ("status", str), ("protocol", str)):
+        if key in record and not isinstance(record[key], kinds) or key in ("run_id", "status") and key not in record:
+            return f"field '{key}' is {type(record.get(key)).__name__}, not a string"
+    if "seed" in record and (isinstance(record["seed"], bool) or not isinstance(record["seed"], int)):
+        return f"field 'seed' is {record['seed']!r}, not an integer"
+    for key in ("config", "environment", "timing", "groups", "dataset_info", "source", "code_state", "paper_best"):
+        if key in record and record[key] is not None and not isinstance(record[key], dict):
+            return f"field '{key}' is a {type(record[key]).__name__}, not a mapping"
+    if record.get("status") == "ok":
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict):
+            return "an ok record without a 'metrics' mapping"
+        bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        if bad:
+            return f"metric '{bad[0]}' is {metrics[bad[0]]!r}, not a number"
+    return None
+
+
+def scan_records(runs_dir: Path) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+    """Every usable record under `runs_dir` (recursively, stable order), and every record file
+    that could not be used, with why (truncated, not JSON, wrong field types)."""
     root = Path(runs_dir)
+    records: list[dict[str, Any]] = []
+    problems: list[tuple[Path, str]] = []
     if not root.is_dir():
-        return
+        return records, problems
     for path in sorted(root.rglob(f"*{RECORD_SUFFIX}")):
-        if path.name.startswith("."):
+        if path.name.startswith(".") or path.name.endswith(".audit.json"):
             continue
-        rec = read_record(path)
-        if rec is not None:
-            rec.setdefault("_path", str(path))
-            yield rec
+        try:
+            rec = json.loads(path.read_text())
+        except OSError as exc:
+            problems.append((path, f"cannot be read ({exc.strerror or exc})"))
+            continue
+        except ValueError as exc:
+            problems.append((path, f"is not valid JSON (truncated or damaged: {str(exc)[:80]})"))
+            continue
+        why = record_problem(rec)
+        if why is not None:
+            problems.append((path, why))
+            continue
+        rec.setdefault("_path", str(path))
+        records.append(rec)
+    return records, problems
 
 
 #: fields that differ between two executions of the same run (when, where, how long)
@@ -144,6 +191,11 @@ def split_table_id(dataset_key: str, source_digest: str) -> str:
 
 def split_examples_path(runs_dir: Path, table_id: str) -> Path:
     return Path(runs_dir) / SPLITS_FOLDER / f"{table_id}.npz"
+
+
+def split_audit_path(runs_dir: Path, table_id: str) -> Path:
+    """Where the store keeps a split's audit (`sessbench audit --json`), beside its example table."""
+    return Path(runs_dir) / SPLITS_FOLDER / f"{table_id}.audit.json"
 
 
 def test_example_table(split: Any) -> dict[str, np.ndarray]:

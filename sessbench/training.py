@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from sessbench.atomic import atomic_file
+from sessbench.environment import resolve_device  # noqa: F401 - where callers always found it
 from sessbench.faults import failpoint
 from sessbench.data.sessions import Prefixes, TrainingData
 from sessbench.errors import ConfigError, SessbenchError
@@ -90,45 +91,6 @@ class TrainBatch(Protocol):
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """The torch device for a `--device` value: "auto" picks cuda when present, else cpu.
-
-    Asking for an accelerator the machine lacks is a user error (SessbenchError), not a silent
-    fallback: a run that was meant for the GPU must not quietly take 50x longer on the CPU.
-    """
-    text = str(name).strip().lower()
-    if text in ("", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown device '{name}': use 'auto', 'cpu', 'cuda' or 'cuda:N'."
-        ) from exc
-    if device.type == "cpu":
-        return device
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device '{name}' was requested but no CUDA GPU is available to torch "
-                f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'}). "
-                "Use --device auto or --device cpu, or install a CUDA build of torch."
-            )
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ConfigError(
-                f"device '{name}' does not exist: this machine has {count} CUDA device(s) "
-                f"(cuda:0..cuda:{count - 1}). Use --device cuda:0 (or another index in that "
-                "range), --device auto or --device cpu."
-            )
-        return device
-    module = getattr(torch, device.type, None)
-    available = getattr(module, "is_available", None)
-    if available is None or not available():
-        raise ConfigError(f"device '{name}' is not available here: use 'auto', 'cpu' or 'cuda'.")
-    return device
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -406,7 +368,7 @@ class TorchSessionModel(SessionRecommender):
                     improved_text = " *"
             ctx.epoch_log.append(entry)
             loop.epoch = epoch
-            shown = "".join(f", {m} {entry[m]:.4f}" for m in tracked)
+            shown = "".join(f", {m} {100 * entry[m]:.2f}%" for m in tracked)  # percent, as every table
             log.info(
                 "%s epoch %d: loss %.4f, lr %.3g, %.1fs%s%s",
                 self.label, epoch, mean_loss, lr, train_s, shown, improved_text,

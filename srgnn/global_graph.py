@@ -61,10 +61,6 @@ class GlobalItemGraph(torch.nn.Module):
         self.register_buffer("out_weight", torch.from_numpy((c / out_degree[u])[order]).float())
         self.register_buffer("in_weight", torch.from_numpy((c / in_degree[v])[order]).float())
 
-    @property
-    def n_edges(self) -> int:
-        return int(self.keys.numel())
-
     def lookup(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(in-weight, out-weight) of the pairs u -> v (same shapes as u); 0 for unseen pairs."""
         query = u.long() * (self.n_items + 1) + v.long()

@@ -83,3 +83,35 @@ def test_set_option_syntax() -> None:
     assert parse_set_options(["m.a=3", "m.b=[1, 2]", "n.c=text"]) == {"m": {"a": 3, "b": [1, 2]}, "n": {"c": "text"}}
     with pytest.raises(ConfigError, match="MODEL.KEY=VALUE"):
         parse_set_options(["epochs=3"])
+
+
+def test_a_model_file_can_inherit_another(tmp_path: Path) -> None:
+    from sessbench.config import ParamResolver
+    from sessbench.models import get_model
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "srgnn.yaml").write_text("defaults: {dropout: 0.1}\ndatasets:\n  synthetic: {epochs: 7}\n  diginetica: {epochs: 3}\n")
+    (models / "srgnn-l.yaml").write_text("inherit: srgnn\ndatasets:\n  diginetica: {epochs: 4}\n")
+    resolver = ParamResolver(config_dir=tmp_path)
+    child = get_model("srgnn-l")
+    assert resolver.resolve(child, "synthetic")["epochs"] == 7 and resolver.resolve(child, "synthetic")["dropout"] == 0.1
+    assert resolver.resolve(child, "diginetica")["epochs"] == 4  # its own layer wins
+    (models / "srgnn.yaml").write_text("inherit: srgnn-l\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        ParamResolver(config_dir=tmp_path).resolve(child, "synthetic")
+    (models / "srgnn-l.yaml").write_text("inherit: nosuchmodel\n")
+    with pytest.raises(ConfigError, match="does not exist"):
+        ParamResolver(config_dir=tmp_path).resolve(child, "synthetic")
+
+
+def test_the_variants_share_srgnns_hyperparameters() -> None:
+    from sessbench.config import ParamResolver
+    from sessbench.models import get_model
+
+    resolver = ParamResolver()
+    for dataset in ("synthetic", "yoochoose64", "diginetica", "yoochoose4", "yoochoose"):
+        base = resolver.resolve(get_model("srgnn"), dataset)
+        for variant in ("srgnn-ngc", "srgnn-fc", "srgnn-l", "srgnn-avg", "srgnn-att"):
+            params = resolver.resolve(get_model(variant), dataset)
+            assert {k: params[k] for k in base} == base, (variant, dataset)

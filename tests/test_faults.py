@@ -19,14 +19,17 @@ import numpy as np
 import pytest
 
 from faultkit import SMALL, SMALL2, all_files, cli_process, comparable, ranks, run_cli
-from sessbench.claims import Claims, claim_path
+from sessbench.claims import PROBLEM, Claims, boot_id, claim_path, process_start
 from sessbench.cli import main
 from sessbench.faults import ENV_VAR
 from sessbench.results import iter_records, read_record
 
 GRID = ["--quiet", "run", "--models", "pop,s-pop", "--dataset", SMALL, "--dataset", SMALL2]
 N_RUNS = 6  # oracle, pop and s-pop on each of two datasets
-FIGURES = {"kill points tried": 0, "runs recovered": 0, "records compared": 0, "kills with stale claim or temp file": 0}
+FIGURES = {
+    "kill points tried": 0, "runs recovered": 0, "records compared": 0, "kills with stale claim or temp file": 0,
+    "disk faults survived": 0, "claims resolved at once": 0,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -334,3 +337,256 @@ def test_cache_survives_a_kill_during_preparation(point: str, tmp_path: Path) ->
     assert "using cached" in out.read_text()  # the rebuilt entry verifies and is used
     FIGURES["kill points tried"] += 1
 
+
+# ---------------------------------------------------------------------------- the environment
+FULL_DISK = [
+    ("atomic.before-rename.json=4:ENOSPC", 3),  # run 4's record cannot be written
+    ("atomic.before-rename.npz=4:ENOSPC", 1),  # run 2's rank counts (after the two split tables) cannot be written
+    ("atomic.before-rename.json=2:EDQUOT", 1),  # the quota, not the disk
+]
+
+
+@pytest.mark.parametrize("point, records_before", FULL_DISK, ids=[p for p, _ in FULL_DISK])
+def test_full_disk_stops_the_grid_and_loses_nothing(
+    point: str, records_before: int, reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A write that fails with ENOSPC (injected: a test cannot fill a disk on demand): exit 2, one
+    paragraph saying what is kept and what to do; the finished records are intact; --resume completes."""
+    runs = tmp_path / "runs"
+    monkeypatch.setattr("sessbench.faults._parsed", ("", {}))  # no hits counted from before
+    monkeypatch.setenv(ENV_VAR, point)
+    assert main([*GRID, "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    message = err.split("sessbench: error: ", 1)[1]
+    assert message.count("\n") == 1, message
+    reason = "Disk quota exceeded" if "EDQUOT" in point else "No space left on device"
+    for fragment in (reason, "The grid stopped here", f"the {records_before} record(s) in {runs} are complete and kept",
+                     "this run was not recorded", "free space", "rerun the same command with --resume"):
+        assert fragment in message, f"{fragment!r} not in {message}"
+    assert assert_nothing_half_written(runs) == records_before  # no failed record of the disk's fault either
+    assert not [p.name for p in runs.iterdir() if p.name.endswith((".tmp", ".claim"))]
+    kept = comparable(runs)
+    assert {k: v for k, v in comparable(reference).items() if k in kept} == kept  # intact, equal to the reference
+
+    monkeypatch.delenv(ENV_VAR)
+    assert main([*GRID, "--runs-dir", str(runs), "--resume"]) == 0
+    assert comparable(runs) == comparable(reference)
+    assert ranks(runs) == ranks(reference)
+    assert all_files(runs) == all_files(reference)
+    FIGURES["disk faults survived"] += 1
+    FIGURES["records compared"] += N_RUNS
+
+
+def test_full_disk_in_a_run_process_stops_the_grid(reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """--jobs 2: the run process that meets the full disk stops the grid; its sibling is stopped too."""
+    runs = tmp_path / "runs"
+    monkeypatch.setattr("sessbench.faults._parsed", ("", {}))  # no hits counted from before
+    monkeypatch.setenv(ENV_VAR, "atomic.before-rename.json=1:ENOSPC")  # each run process's first record
+    assert main([*GRID, "--runs-dir", str(runs), "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "No space left on device" in err and "--resume" in err
+    before = assert_nothing_half_written(runs)
+    time.sleep(0.5)  # a run process left running would write now
+    assert assert_nothing_half_written(runs) == before < N_RUNS
+    monkeypatch.delenv(ENV_VAR)
+    assert main([*GRID, "--runs-dir", str(runs), "--resume", "--jobs", "2"]) == 0
+    assert comparable(runs) == comparable(reference)
+    assert all_files(runs) == all_files(reference)
+    FIGURES["disk faults survived"] += 1
+    FIGURES["records compared"] += N_RUNS
+
+
+def test_resume_repairs_corrupt_and_missing_rank_files(reference: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An ok record whose rank file is missing, truncated or corrupt is not finished: --resume reruns
+    exactly those runs (and says why), and leaves the others alone."""
+    import shutil
+    import zipfile
+
+    runs = tmp_path / "runs"
+    shutil.copytree(reference, runs)
+    files = sorted(runs.glob("*.ranks.npz"))
+    files[0].unlink()
+    files[1].write_bytes(files[1].read_bytes()[: files[1].stat().st_size // 2])
+    data = bytearray(files[2].read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    files[2].write_bytes(bytes(data))
+    with pytest.raises((zipfile.BadZipFile, ValueError, OSError, EOFError)):
+        with np.load(files[2], allow_pickle=False) as npz:
+            [npz[k] for k in npz.files]  # the corruption is real
+    damaged = {f.name.removesuffix(".ranks.npz") for f in files[:3]}
+    before = {p.name: p.stat().st_ino for p in runs.glob("*.json")}
+
+    with caplog.at_level("WARNING", logger="sessbench.runner"):
+        assert main([*GRID, "--runs-dir", str(runs), "--resume"]) == 0
+    said = [r.getMessage() for r in caplog.records if "the run starts again to repair it" in r.getMessage()]
+    assert len(said) == 3 and any("is missing" in m for m in said) and sum("is unreadable" in m for m in said) == 2, said
+    rerun = {name.removesuffix(".json") for name, ino in before.items() if (runs / name).stat().st_ino != ino}
+    assert rerun == damaged  # the damaged runs again, the sound ones skipped
+    assert comparable(runs) == comparable(reference)
+    assert ranks(runs) == ranks(reference)
+    FIGURES["records compared"] += N_RUNS
+
+
+# ---------------------------------------------------------------------------- claims resolved at once
+def _grid_log(runs: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
+    with caplog.at_level("INFO", logger="sessbench"):
+        assert main(["--quiet", "run", "--models", "pop", "--dataset", SMALL, "--runs-dir", str(runs)]) == 0
+    return [r.getMessage() for r in caplog.records]
+
+
+def test_claim_of_a_pid_reused_by_another_program_is_taken_over_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The claim's pid is alive, but it is another program (another start time): not waited on."""
+    import subprocess
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ids = _plan_ids(tmp_path)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        start, boot = process_start(other.pid), boot_id()
+        if start is None or boot is None:
+            pytest.skip("no /proc: process start times cannot be told")
+        path = _write_claim(runs, ids[1], other.pid)
+        path.write_text(json.dumps({**json.loads(path.read_text()), "process_start": start - 100, "boot_id": boot}))
+        messages = _grid_log(runs, caplog)
+        assert other.poll() is None  # the unrelated program is left alone
+    finally:
+        other.kill()
+        other.wait()
+    assert any(f"pid {other.pid} now belongs to another program" in m for m in messages), messages
+    assert not any("is being run by" in m for m in messages), "it waited on an unrelated process"
+    assert len(list(iter_records(runs))) == 2 and not path.exists()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_claim_of_an_older_sessbench_naming_another_program_is_taken_over(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A claim without a start time (older sessbench) whose pid runs neither Python nor sessbench."""
+    import subprocess
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ids = _plan_ids(tmp_path)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        if not Path(f"/proc/{other.pid}/cmdline").exists():
+            pytest.skip("no /proc: command lines cannot be read")
+        path = _write_claim(runs, ids[1], other.pid)
+        messages = _grid_log(runs, caplog)
+    finally:
+        other.kill()
+        other.wait()
+    assert any(f"pid {other.pid} now runs another program (sleep 60)" in m for m in messages), messages
+    assert not any("is being run by" in m for m in messages)
+    assert len(list(iter_records(runs))) == 2 and not path.exists()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_a_live_holder_with_its_start_time_is_still_waited_for(tmp_path: Path) -> None:
+    """The start time tells a reused pid apart without taking a live holder's run away."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = process_start(holder.pid)
+        if start is None:
+            pytest.skip("no /proc")
+        path = _write_claim(tmp_path, "r1", holder.pid)
+        path.write_text(json.dumps({**json.loads(path.read_text()), "process_start": start, "boot_id": boot_id()}))
+        claims = Claims(tmp_path)
+        assert not claims.acquire("r1")
+        assert claims.sweep() == [] and path.exists()
+        path.write_text(json.dumps({**json.loads(path.read_text()), "process_start": start + 1}))
+        assert claims.acquire("r1")  # the same pid with another start time: another program
+        claims.close()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("garbage", [b"{not json", b"[1, 2]", b'{"pid": "12", "host": 3}', b"", b"\xff\xfe\x00"],
+                         ids=["truncated", "a list", "wrong types", "empty", "binary"])
+def test_garbled_claim_is_taken_over_at_once(garbage: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Claims are written whole, so a garbled one belongs to no live process: not waited on."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    ids = _plan_ids(tmp_path)
+    path = claim_path(runs, ids[1])
+    path.write_bytes(garbage)
+    messages = _grid_log(runs, caplog)
+    assert any("garbled" in m for m in messages), messages
+    assert not any("is being run by" in m for m in messages)
+    assert len(list(iter_records(runs))) == 2 and not path.exists()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_unreadable_claim_is_reported_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A claim file that cannot be read is said at once (path and fix), then waited on until it ages out."""
+    from sessbench import claims as claims_module
+
+    path = _write_claim(tmp_path, "r1", 1)
+    real = claims_module.read_claim
+    monkeypatch.setattr(claims_module, "read_claim", lambda p: {PROBLEM: "unreadable", "detail": "Permission denied"}
+                        if Path(p) == path else real(p))
+    claims = Claims(tmp_path, stale_after_s=600)
+    with caplog.at_level("WARNING", logger="sessbench.claims"):
+        assert not claims.acquire("r1")
+        assert not claims.acquire("r1")
+    said = [r.getMessage() for r in caplog.records if str(path) in r.getMessage()]
+    assert len(said) == 1, said  # at once, and once
+    assert "cannot be read (Permission denied)" in said[0] and "Fix:" in said[0] and "delete it" in said[0]
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    assert claims.acquire("r1")  # aged out: taken over
+    claims.close()
+    FIGURES["claims resolved at once"] += 1
+
+
+def test_two_grids_without_resume_run_each_run_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Two grids on one runs directory, started together without --resume (both asked to rerun the
+    records already there): each run executes once, and the runs the other grid did are said."""
+    from sessbench.data.registry import parse_dataset
+    from sessbench.runner import RunSettings, Runner, plan_runs
+
+    plan = plan_runs(["test-sleepy", "pop"], [parse_dataset(SMALL)], [0, 1, 2, 3, 4, 5], "validated",
+                     lambda m, d: {"seconds": 0.1} if m == "test-sleepy" else {}, RunSettings())
+    alone = tmp_path / "alone"
+    Runner(alone).run(plan)
+    shared = tmp_path / "shared"
+    Runner(shared).run(plan)  # records from before: without --resume both grids start them again
+    barrier = threading.Barrier(2, timeout=60)
+
+    class TogetherRunner(Runner):
+        """Both grids have taken stock of the runs directory before either runs anything."""
+
+        def _drive(self, *args, **kwargs):
+            barrier.wait()
+            return super()._drive(*args, **kwargs)
+
+    executed: list[list[str]] = [[], []]
+    errors: list[BaseException] = []
+
+    def grid(i: int) -> None:
+        try:
+            TogetherRunner(shared).run(plan, on_record=lambda rec: executed[i].append(rec["run_id"]))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with caplog.at_level("INFO", logger="sessbench.runner"):
+        threads = [threading.Thread(target=grid, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert not errors, errors
+    ran = executed[0] + executed[1]
+    assert sorted(ran) == sorted(s.run_id for s in Runner(shared).resolve(plan)), executed  # every run once, none twice
+    assert min(map(len, executed)) > 0, "both grids did part of the work"
+    said = [r.getMessage() for r in caplog.records if "run by another sessbench process" in r.getMessage()]
+    assert said and sum(int(m.split()[0]) for m in said) == len(plan), said
+    assert comparable(shared) == comparable(alone)
+    FIGURES["records compared"] += len(plan)

@@ -119,7 +119,7 @@ def test_bad_hyperparameters_are_config_errors() -> None:
 def test_registered_in_the_baseline_groups() -> None:
     spec = get_model("item-knn")
     assert {"baselines", "paper"} <= set(spec.groups)
-    assert spec.defaults == {"n_sims": 100, "lmbd": 20.0, "alpha": 0.5}
+    assert spec.defaults == {"n_sims": 100, "lmbd": 20.0, "alpha": 0.5, "backoff": "none"}
 
 
 def random_sessions(n_items: int, n_sessions: int, seed: int) -> SessionSet:

@@ -1,4 +1,4 @@
-"""Markov: first-order transition counts, the popularity back-off rule, scoring, errors."""
+"""Markov: first-order transition counts, the shared back-off policy, scoring, errors."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sessbench.evaluation import evaluate_model
 from sessbench.models import FitContext, get_model
 
 # transitions: 1->2 (x2), 2->3, 1->3, 3->1, 4->4; item 5 only ends a session; item 6 never occurs
-# popularity: 1:4, 2:2, 3:2, 4:2, 5:1, 6:0 (max 4, so the back-off is pop / 5)
+# popularity: 1:4, 2:2, 3:2, 4:2, 5:1, 6:0 (max 4, so the back-off is 0.5 * m * pop / 5)
 TRAIN = SessionSet.from_lists([[1, 2, 3], [1, 2], [1, 3, 1], [4, 4, 5]])
 DATA = TrainingData(TRAIN, None, n_items=6, dataset="toy")
 
@@ -41,29 +41,32 @@ def test_counts_first_order_transitions_within_sessions() -> None:
     assert t[1].sum() == 3 and t.sum() == 7  # clicks minus sessions
 
 
-def test_score_is_count_plus_popularity_fraction() -> None:
+def test_score_is_the_transition_count_and_the_rest_ties_at_0() -> None:
     scores = fitted().score(batch_of([[5, 1]]))[0]
-    pop = np.array([0, 4, 2, 2, 2, 1, 0]) / 5.0
-    expected = pop + np.array([0, 0, 2, 1, 0, 0, 0])
-    np.testing.assert_allclose(scores[1:].numpy(), expected[1:])
-    # the transitions lead; popularity orders the items that never followed 1: 4, 5, 6
-    assert torch.argsort(scores[1:], descending=True).add(1).tolist() == [2, 3, 1, 4, 5, 6]
+    np.testing.assert_array_equal(scores[1:].numpy(), [0, 2, 1, 0, 0, 0])
+
+
+def test_popularity_backoff_orders_only_the_items_without_a_transition() -> None:
+    scores = fitted(backoff="popularity").score(batch_of([[5, 1]]))[0]
+    pop = np.array([4, 2, 2, 2, 1, 0]) / 5.0
+    # transitions keep their counts; the others get 0.5 * (smallest count, 1) * pop / (max pop + 1)
+    np.testing.assert_allclose(scores[1:].numpy(), [0.5 * pop[0], 2, 1, 0.5 * pop[3], 0.5 * pop[4], 0])
+    assert torch.argsort(scores[1:], descending=True, stable=True).add(1).tolist() == [2, 3, 1, 4, 5, 6]
 
 
 def test_popularity_never_overtakes_a_transition() -> None:
     # last item 2: its only successor 3 beats the more popular 1
-    scores = fitted().score(batch_of([[2]]))[0]
+    scores = fitted(backoff="popularity").score(batch_of([[2]]))[0]
     assert int(scores[1:].argmax()) + 1 == 3
-    assert scores[3] > 1 > scores[1] > scores[4]
-    assert float(scores[3] - 1) == pytest.approx(float(scores[4]))  # same popularity, one transition
+    assert scores[3] == 1 > scores[1] > scores[4] > 0
 
 
 @pytest.mark.parametrize("last", [5, 6])  # 5 has no successor, 6 was never clicked
 def test_unseen_last_item_falls_back_to_popularity(last: int) -> None:
-    scores = fitted().score(batch_of([[1, last]]))[0]
+    scores = fitted(backoff="popularity").score(batch_of([[1, last]]))[0]
     pop = torch.tensor([4, 2, 2, 2, 1, 0], dtype=torch.float64) / 5.0
-    torch.testing.assert_close(scores[1:], pop)
-    without = fitted(backoff="none").score(batch_of([[1, last]]))[0]
+    torch.testing.assert_close(scores[1:], 0.5 * pop)
+    without = fitted().score(batch_of([[1, last]]))[0]
     assert torch.all(without[1:] == 0)
 
 
@@ -89,13 +92,13 @@ def test_pruning_keeps_the_strongest_transitions() -> None:
     assert t[1, 2] == 2 and t[1, 3] == 0
     assert t[4, 4] == 1 and t[4, 5] == 0  # a tie (1 each) keeps the lower item index
     # session-rec's MarkovModel: pruned, no back-off -> the pruned successor scores 0 like the rest
-    scores = fitted(pruning=1, backoff="none").score(batch_of([[1]]))[0]
+    scores = fitted(pruning=1).score(batch_of([[1]]))[0]
     assert scores[2] == 2 and torch.all(scores[3:] == 0) and scores[1] == 0
 
 
 def test_registered_in_the_simple_group() -> None:
     spec = get_model("markov")
-    assert "simple" in spec.groups and spec.defaults == {"backoff": "popularity", "pruning": 0}
+    assert "simple" in spec.groups and spec.defaults == {"backoff": "none", "pruning": 0}
 
 
 def test_beats_pop_on_synthetic() -> None:

@@ -142,3 +142,13 @@ def test_session_bootstrap_covers_the_mean() -> None:
     low, high = bootstrap_mean_ci(values, clusters, seed=0)
     assert low < values.mean() < high
     assert bootstrap_mean_ci(values, clusters, seed=0) == (low, high)  # a fixed seed: byte-stable reports
+
+
+def test_sample_columns_are_labelled(tmp_path: Path) -> None:
+    from _report_store import make_store
+
+    out = tmp_path / "report"
+    write_report(make_store(tmp_path / "runs"), out)
+    readme = (out / "README.md").read_text()
+    assert "yoochoose4 (a sample)" in readme  # Table 1's column and the dataset's headings
+    assert "synthetic (a sample)" not in readme

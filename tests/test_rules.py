@@ -193,8 +193,8 @@ def test_bad_hyperparameters_are_config_errors() -> None:
 
 def test_registered_in_the_simple_group_with_session_rec_defaults() -> None:
     assert "simple" in get_model("ar").groups and "simple" in get_model("sr").groups
-    assert get_model("ar").defaults == {"pruning": 20}
-    assert get_model("sr").defaults == {"steps": 10, "weighting": "div", "pruning": 20}
+    assert get_model("ar").defaults == {"pruning": 20, "backoff": "none"}
+    assert get_model("sr").defaults == {"steps": 10, "weighting": "div", "pruning": 20, "backoff": "none"}
 
 
 def test_beat_pop_on_synthetic() -> None:

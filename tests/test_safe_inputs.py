@@ -8,9 +8,11 @@ The number of bad inputs tried is printed at the end of this module (run with `-
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import io
 import json
+import os
 import pickle
 import re
 import shutil
@@ -93,6 +95,18 @@ def _malicious_official(tmp: Path) -> None:
     (folder / "test.txt").write_bytes(pickle.dumps(([[1]], [2])))
 
 
+def _alias_bomb(levels: int = 9) -> list[str]:
+    """A YAML "billion laughs": each anchor lists the previous one 9 times (9**9 strings from ~400 bytes)."""
+    parts = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, levels):
+        parts.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return parts
+
+
+def _a_file(name: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / name).write_text("a file, not a folder\n")
+
+
 CASES = [
     Case("unknown model", lambda t: _run(t, "--models", "spop"), ["unknown model or group 'spop'", "Did you mean 's-pop'", "sessbench models"]),
     Case("unknown dataset", lambda t: _run(t, "--models", "pop", "--dataset", "digenetica"), ["unknown dataset 'digenetica'", "Did you mean 'diginetica'"]),
@@ -134,6 +148,59 @@ CASES = [
          ["train.txt", "pathlib.Path.write_text", "rejected and nothing in it was executed"], _malicious_official),
     Case("official dataset never imported", lambda t: _run(t, "--models", "pop", "--dataset", "official:nope"),
          ["no imported dataset 'nope'", "sessbench data import-official DIR --name nope"]),
+    # bounded parsing: a few hundred bytes must not take minutes or gigabytes
+    Case("YAML alias bomb", lambda t: _run(t, "--config", str(t / "exp.yaml")),
+         ["exp.yaml, line", "expands to more than 100,000 values through its aliases", "without nesting anchors"],
+         _yaml("\n".join(_alias_bomb()) + "\n")),
+    Case("YAML alias into itself", lambda t: _run(t, "--config", str(t / "exp.yaml")),
+         ["exp.yaml, line 1", "refers to itself through an alias"], _yaml("seeds: &s [0, *s]\n")),
+    Case("YAML nested too deeply", lambda t: _run(t, "--config", str(t / "exp.yaml")),
+         ["exp.yaml", "nest"], _yaml("params: " + "[" * 5000 + "]" * 5000 + "\n")),
+    Case("alias bomb in --set", lambda t: _run(t, "--models", "pop", "--set", "pop.x={" + ", ".join(_alias_bomb()) + "}"),
+         ["--set 'pop.x=", "expands to more than"]),
+    Case("alias bomb in --dataset-param", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:x.csv", "--dataset-param",
+                                                         "sep={" + ", ".join(_alias_bomb()) + "}"),
+         ["--dataset-param", "expands to more than"]),
+    Case("synthetic size beyond any memory", lambda t: _run(t, "--models", "pop", "--dataset", "synthetic:n_sessions=1000000000000000"),
+         ["synthetic dataset (n_sessions=1,000,000,000,000,000", "needs about", "available", "Fix: lower n_sessions"]),
+    Case("synthetic item universe beyond any memory", lambda t: _run(t, "--models", "pop", "--dataset", "synthetic:n_items=10000000000000,n_intents=1000"),
+         ["n_items=10,000,000,000,000 with n_intents=1,000", "Fix: lower n_items"]),
+    Case("synthetic seed below 0", lambda t: _run(t, "--models", "pop", "--dataset", "synthetic:seed=-1"), ["seed must be >= 0"]),
+    # the environment: folders that cannot be written
+    Case("runs dir is a file", lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--runs-dir", "is a file, not a folder", "pass a folder"],
+         _a_file("runs")),
+    Case("runs dir under a file", lambda t: ["run", "--runs-dir", str(t / "f" / "runs"), "--cache-dir", str(t / "cache"), "--models", "pop", "--dataset", SMALL],
+         ["--runs-dir", "f is a file, not a folder"], _a_file("f")),
+    Case("cache dir is a file", lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--cache-dir", "cache is a file, not a folder"],
+         _a_file("cache")),
+    Case("checkpoint dir is a file", lambda t: _run(t, "--models", "pop", "--dataset", SMALL, "--checkpoint-dir", str(t / "ck")),
+         ["--checkpoint-dir", "ck is a file, not a folder"], _a_file("ck")),
+    Case("cache dir is a file (data prepare)", lambda t: ["data", "prepare", SMALL, "--cache-dir", str(t / "cache")],
+         ["--cache-dir", "cache is a file, not a folder"], _a_file("cache")),
+    # names that would become paths
+    Case("dataset path with a control character", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:log\x1b[31m.csv"),
+         ["dataset 'clicks:log\\x1b[31m.csv' contains control characters (\\x1b)", "remove them"]),
+    Case("dataset path with a newline", lambda t: _run(t, "--models", "pop", "--dataset", "clicks:a\nb.csv"), ["control characters (\\n)"]),
+    Case("empty dataset name", lambda t: _run(t, "--models", "pop", "--dataset", ""), ["empty dataset"]),
+    Case("official name with a separator", lambda t: _run(t, "--models", "pop", "--dataset", "official:../x"), ["--name '../x'"]),
+    # values that cannot mean what the user wants
+    Case("time budget NaN", lambda t: _run(t, "--models", "pop", "--time-budget", "nan"), ["--time-budget", "positive, finite", "got nan"]),
+    Case("time budget infinite", lambda t: _run(t, "--models", "pop", "--time-budget", "inf"), ["--time-budget", "got inf"]),
+    Case("time budget negative", lambda t: _run(t, "--models", "pop", "--time-budget", "-5"), ["--time-budget", "got -5"]),
+    Case("timeout NaN", lambda t: _run(t, "--models", "pop", "--timeout", "nan"), ["--timeout", "positive, finite"]),
+    Case("huge seed", lambda t: _run(t, "--models", "pop", "--seeds", str(10**30)), ["--seeds", "from 0 to 4294967295"]),
+    Case("seed just above numpy's range", lambda t: _run(t, "--models", "pop", "--seeds", f"0,{2**32}"), ["--seeds", "from 0 to 4294967295"]),
+    Case("negative seed", lambda t: _run(t, "--models", "pop", "--seeds", "-1"), ["--seeds", "from 0 to 4294967295"]),
+    Case("huge --save-recs", lambda t: _run(t, "--models", "pop", "--save-recs", str(10**30)), ["--save-recs", "from 1 to 10,000"]),
+    Case("huge --recs-cap", lambda t: _run(t, "--models", "pop", "--save-recs", "5", "--recs-cap", str(10**30)), ["--recs-cap", "from 1 to 1,000"]),
+    Case("huge --jobs", lambda t: _run(t, "--models", "pop", "--jobs", str(10**9)), ["--jobs must be at most 1,024"]),
+    Case("huge --threads", lambda t: _run(t, "--models", "pop", "--threads", str(10**30)), ["--threads must be at most 1,024"]),
+    Case("config time budget NaN", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 2", "time_budget_s must be a positive, finite"],
+         _yaml("models: pop\ntime_budget_s: .nan\n")),
+    Case("config time budget infinite", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 1", "time_budget_s must be"],
+         _yaml("time_budget_s: .inf\n")),
+    Case("config huge seed", lambda t: _run(t, "--config", str(t / "exp.yaml")), ["exp.yaml, line 1", "seeds must be integers from 0 to 4294967295"],
+         _yaml(f"seeds: [0, {10**30}]\n")),
 ]
 
 
@@ -151,6 +218,202 @@ def test_bad_input_gets_a_clear_error(case: Case, tmp_path: Path, capsys: pytest
     assert not list(iter_records(tmp_path / "runs")), "a bad input must stop the grid before any run"
     assert not (tmp_path / "pwned.txt").exists()
     TRIED.append(case.name)
+
+
+def _expect_one_paragraph(code: int, err: str, fragments: list[str]) -> str:
+    assert code == 2, err
+    assert "Traceback" not in err
+    message = err.split("sessbench: error: ", 1)[1]
+    assert message.count("\n") == 1, message  # one paragraph
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in: {message}"
+    return message
+
+
+def _os_error(code: int, path: object = None) -> OSError:
+    return OSError(code, os.strerror(code), None if path is None else str(path))
+
+
+def _refuse_probe_in(folder_name: str, code: int) -> Callable[[Path], None]:
+    """A probe write that fails (as a read-only disk, a full disk or missing permissions would)
+    in the folder named `folder_name` only: root ignores chmod, so the fault is injected."""
+    from sessbench import storage
+
+    real = storage.probe_writable
+
+    def probe(folder: Path) -> None:
+        if Path(folder).name == folder_name:
+            raise _os_error(code)
+        real(folder)
+
+    return probe
+
+
+def _folders(tmp: Path) -> None:
+    (tmp / "runs").mkdir()
+    (tmp / "cache").mkdir()
+
+
+@dataclass
+class EnvCase:
+    name: str
+    patch: Callable[[pytest.MonkeyPatch, Path], None]
+    argv: Callable[[Path], list[str]]
+    expect: list[str]
+    setup: Callable[[Path], None] = _folders
+
+
+def _patch(target: str, replacement: Callable[[Path], object]) -> Callable[[pytest.MonkeyPatch, Path], None]:
+    return lambda mp, tmp: mp.setattr(target, replacement(tmp))
+
+
+def _raiser(code: int) -> Callable[[Path], Callable[..., None]]:
+    def make(tmp: Path) -> Callable[..., None]:
+        def fail(path: object, *args: object, **kwargs: object) -> None:
+            raise _os_error(code, path)
+
+        return fail
+
+    return make
+
+
+ENV_CASES = [
+    EnvCase("raw file unreadable (permission denied)", _patch("sessbench.data.sources._sha256_file", _raiser(errno.EACCES)),
+            _yoochoose, ["cannot read the data file", "yoochoose-clicks.dat: Permission denied", "fix its permissions"],
+            lambda t: (_folders(t), _file("yoochoose-clicks.dat", YC_OK)(t))),
+    EnvCase("raw file unreadable when parsed", _patch("sessbench.data.readers._sniff", _raiser(errno.EACCES)),
+            _yoochoose, ["cannot access", "yoochoose-clicks.dat: Permission denied", "Finished runs are kept", "--resume"],
+            lambda t: (_folders(t), _file("yoochoose-clicks.dat", YC_OK)(t))),
+    EnvCase("read-only runs dir", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("runs", errno.EROFS)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL),
+            ["--runs-dir", "runs cannot be written: Read-only file system", "writable disk", "or pass another --runs-dir"]),
+    EnvCase("runs dir without write permission", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("runs", errno.EACCES)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--runs-dir", "Permission denied", "chmod"]),
+    EnvCase("runs dir on a full disk", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("runs", errno.ENOSPC)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--runs-dir", "No space left on device", "free space"]),
+    EnvCase("runs dir to be created on a read-only disk", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("ro", errno.EROFS)),
+            lambda t: ["run", "--runs-dir", str(t / "ro" / "runs"), "--cache-dir", str(t / "cache"), "--models", "pop", "--dataset", SMALL],
+            ["--runs-dir", "cannot be written (tried in", "where it would be created", "Read-only file system"],
+            lambda t: (_folders(t), (t / "ro").mkdir())),
+    EnvCase("read-only cache dir", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("cache", errno.EROFS)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL), ["--cache-dir", "cache cannot be written: Read-only file system"]),
+    EnvCase("read-only checkpoint dir", lambda mp, t: mp.setattr("sessbench.storage.probe_writable", _refuse_probe_in("ck", errno.EROFS)),
+            lambda t: _run(t, "--models", "pop", "--dataset", SMALL, "--checkpoint-dir", str(t / "ck")),
+            ["--checkpoint-dir", "Read-only file system"], lambda t: (_folders(t), (t / "ck").mkdir())),
+]
+
+
+@pytest.mark.parametrize("case", ENV_CASES, ids=[c.name for c in ENV_CASES])
+def test_environment_fault_gets_a_clear_error(
+    case: EnvCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreadable file, a folder that cannot be written: one paragraph and exit 2, not a traceback."""
+    case.setup(tmp_path)
+    case.patch(monkeypatch, tmp_path)
+    code = main(["--quiet", *case.argv(tmp_path)])
+    _expect_one_paragraph(code, capsys.readouterr().err, case.expect)
+    assert not list(iter_records(tmp_path / "runs"))
+    TRIED.append(case.name)
+
+
+def test_other_os_errors_keep_their_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the machine's state is told as a user error; an OSError sessbench did not expect is a bug."""
+    _folders(tmp_path)
+    monkeypatch.setattr("sessbench.data.sources._sha256_file", _raiser(errno.EBADF)(tmp_path))
+    _file("yoochoose-clicks.dat", YC_OK)(tmp_path)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        main(["--quiet", *_yoochoose(tmp_path)])
+
+
+def test_synthetic_size_is_checked_against_the_memory_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A size that does not fit is refused before generation, naming the parameter; one that fits runs."""
+    from sessbench.data import synthetic
+
+    calls: list[int] = []
+    real = synthetic.SyntheticGenerator.__init__
+    monkeypatch.setattr(synthetic.SyntheticGenerator, "__init__", lambda self, c: (calls.append(1), real(self, c))[1])
+    monkeypatch.setattr("sessbench.memory.available_bytes", lambda device: 64 * 2**20)  # a 64 MiB machine
+    big = "synthetic:n_sessions=200000"  # about 110 MiB to generate
+    code = main(["--quiet", *_run(tmp_path, "--models", "pop", "--dataset", big)])
+    message = _expect_one_paragraph(code, capsys.readouterr().err, [
+        "synthetic dataset (n_sessions=200,000", "needs about", "only 64.0 MiB is available", "Fix: lower n_sessions (at most about",
+    ])
+    fits = int(re.search(r"at most about ([\d,]+) fit", message).group(1).replace(",", ""))
+    assert 50_000 < fits < 200_000
+    wide = "synthetic:n_items=100000,n_intents=40"
+    code = main(["--quiet", *_run(tmp_path, "--models", "pop", "--dataset", wide)])
+    _expect_one_paragraph(code, capsys.readouterr().err, ["n_items=100,000 with n_intents=40", "Fix: lower n_items"])
+    assert calls == [], "nothing was generated"
+    with pytest.raises(Exception, match="needs about"):
+        synthetic.build_synthetic(synthetic.SyntheticConfig(n_sessions=200_000))  # the library path checks too
+    assert main(["--quiet", *_run(tmp_path, "--models", "pop", "--dataset", SMALL)]) == 0  # a small one still runs
+    assert calls
+    TRIED.extend(["synthetic sessions beyond the memory available", "synthetic items beyond the memory available"])
+
+
+def test_synthetic_memory_estimate_is_on_the_safe_side() -> None:
+    """The estimate covers the measured peak of generation (tracemalloc sees numpy's buffers)."""
+    import tracemalloc
+
+    from sessbench.data.synthetic import SyntheticConfig, build_synthetic
+
+    config = SyntheticConfig(n_sessions=30_000, n_items=3_000)
+    tracemalloc.start()
+    try:
+        build_synthetic(config)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = sum(config.memory_parts().values())
+    assert peak <= estimate <= 3 * peak, (peak, estimate)
+
+
+BAD_MODEL_NAMES = ["../../../escaped", "sub/dir", "back\\slash", "..", "two\nlines", "bidi\u202eevil", ""]
+
+
+def test_a_plugin_name_cannot_write_outside_the_runs_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sessbench import models
+    from sessbench.data.registry import parse_dataset
+    from sessbench.planning import RunSpec
+    from sessbench.results import record_path
+
+    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))  # the bad names go with the test
+    for i, bad in enumerate(BAD_MODEL_NAMES):
+        models.register_model(bad, groups=(f"test-bad-name-{i}",))(type(f"Bad{i}", (faultkit.Sleepy,), {}))
+    runs = tmp_path / "a" / "b" / "c" / "runs"
+    for i, bad in enumerate(BAD_MODEL_NAMES):
+        code = main(["--quiet", "run", "--models", f"test-bad-name-{i}", "--dataset", SMALL, "--runs-dir", str(runs),
+                     "--cache-dir", str(tmp_path / "cache")])
+        _expect_one_paragraph(code, capsys.readouterr().err, [f"model name {bad!r} (registered by ", "cannot be used", "Fix: rename it"])
+        TRIED.append(f"plugin named {bad!r}")
+    assert not [p for p in tmp_path.rglob("*") if "escaped" in p.name or p.suffix == ".json"]
+    # a spec nobody checked still gets a plain file name inside the runs directory
+    for bad in BAD_MODEL_NAMES:
+        run_id = RunSpec(bad, parse_dataset(SMALL), 0, "validated").run_id
+        assert "/" not in run_id and "\\" not in run_id and ".." not in run_id and run_id.isprintable()
+        assert record_path(runs, run_id).parent == runs
+
+
+def test_summary_marks_runs_stopped_by_the_time_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sessbench.report.tables import stopped_by_budget
+
+    argv = ["--quiet", "run", "--models", "test-embedding", "--set", "test-embedding.epochs=500", "--dataset", SMALL]
+    assert main([*argv, "--runs-dir", str(tmp_path / "free")]) == 0
+    assert "stopped early" not in capsys.readouterr().out  # nothing stopped: no column
+    assert main([*argv, "--runs-dir", str(tmp_path / "budget"), "--time-budget", "0.05"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("dataset"))
+    assert header.rstrip().endswith("stopped early")
+    marks = {line.split()[1]: line.split()[-1] for line in lines if line.startswith("synthetic:")}
+    assert marks == {"oracle": "0", "pop": "0", "test-embedding": "1"}, out
+    assert "1 run(s) were stopped early by the time budget" in err
+    stopped = [r["model"] for r in iter_records(tmp_path / "budget") if stopped_by_budget(r)]
+    assert stopped == ["test-embedding"]
 
 
 def test_debug_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

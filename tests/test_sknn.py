@@ -286,9 +286,11 @@ def test_bad_hyperparameters_are_config_errors(cls, bad: dict) -> None:
 
 def test_registered_in_the_simple_group() -> None:
     for name, defaults in [
-        ("sknn", {"k": 100, "sample_size": 500, "similarity": "cosine"}),
-        ("v-sknn", {"k": 100, "sample_size": 1000, "weighting": "div", "weighting_score": "div", "idf_weighting": 0.0}),
-        ("stan", {"k": 100, "sample_size": 5000, "lambda_spw": 1.02, "lambda_snh": 5.0, "lambda_inh": 2.05}),
+        ("sknn", {"k": 100, "sample_size": 500, "similarity": "cosine", "backoff": "none"}),
+        ("v-sknn", {"k": 100, "sample_size": 1000, "weighting": "div", "weighting_score": "div", "idf_weighting": 0.0,
+                    "backoff": "none"}),
+        ("stan", {"k": 100, "sample_size": 5000, "lambda_spw": 1.02, "lambda_snh": 5.0, "lambda_inh": 2.05,
+                  "backoff": "none"}),
     ]:
         spec = get_model(name)
         assert "simple" in spec.groups

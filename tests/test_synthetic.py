@@ -11,22 +11,21 @@ import pytest
 import torch
 
 from sessbench.calibration import (
-    FirstOrderTransitions,
     format_calibration,
     synthetic_calibration,
 )
-from sessbench.data.sessions import SessionSet, Split, TrainingData
+from sessbench.data.sessions import SessionSet, Split
 from sessbench.data.synthetic import (
     DAY_S,
-    OracleRecommender,
     SyntheticConfig,
     SyntheticGenerator,
     _distinct_draws,
-    build_synthetic,
     revisit_rate,
 )
 from sessbench.errors import ConfigError
 from sessbench.models import FitContext
+from sessbench.oracle import OracleRecommender
+from sessbench.oracle import synthetic_with_oracle as build_synthetic
 
 TINY = SyntheticConfig(
     n_items=6,
@@ -233,20 +232,6 @@ def test_oracle_interface() -> None:
 # ---------------------------------------------------------------------------- first order
 
 
-def test_first_order_counts_stay_inside_sessions() -> None:
-    train = SessionSet.from_lists([[1, 2, 3], [3, 1], [2, 3]])
-    model = FirstOrderTransitions()
-    model.fit(TrainingData(train, None, 4, "t"), FitContext())
-    counts = model.counts.toarray()
-    assert counts[1, 2] == 1 and counts[2, 3] == 2 and counts[3, 1] == 1
-    assert counts[3, 3] == 0 and counts.sum() == 4  # no pair across the 1st/2nd session boundary
-    batch = SessionSet.from_lists([[4, 2, 1], [1, 3]]).examples().batch(np.array([0, 2]))
-    scores = model.score(batch)
-    assert scores.shape == (2, 5)
-    assert int(scores[0, 1:].argmax()) + 1 == 3  # after 2 comes 3
-    assert scores[0, 4] < 1.0  # popularity back-off never beats one observed count
-
-
 # ---------------------------------------------------------------------------- calibration
 
 
@@ -259,6 +244,17 @@ def test_default_calibration(calibration: dict) -> None:
     assert all(oracle >= m["P@20"] for m in models.values())
     assert all(models["oracle"]["MRR@20"] >= m["MRR@20"] for m in models.values())
     assert "oracle" in format_calibration(calibration)
+
+
+def test_calibration_is_measured_on_the_validation_carve(calibration: dict) -> None:
+    """The defaults are tuned on these figures, so they must not come from the test split."""
+    split, _ = build_synthetic()
+    carved = split.with_validation(0.1)
+    d = calibration["dataset"]
+    assert calibration["evaluated_on"] == "validation"
+    assert d["valid_prefixes"] == len(carved.valid.examples()) != d["test_prefixes"]
+    assert d["train_sessions"] == carved.train.n_sessions
+    assert "figures on the validation carve" in format_calibration(calibration)
 
 
 def test_oracle_expected_hit_rate_matches_measured(calibration: dict) -> None:

@@ -194,10 +194,6 @@ class GRU4RecNet(nn.Module):
         last = self.layers[-1]
         return torch.addmm(rows[:, last], out, rows[:, :last].T)
 
-    def scores_for(self, out: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """float [B, len(items)]: scores of the given items (the sampled output layer)."""
-        return self._score_rows(out, self.Wy(items))
-
     def all_scores(self, out: torch.Tensor) -> torch.Tensor:
         """float [B, n_items + 1]: scores of every item (column 0 is padding)."""
         return self._score_rows(out, self.Wy.weight)
@@ -231,7 +227,7 @@ class GRU4RecNet(nn.Module):
         x = self.input_gates(items, dropout=False)  # [B, L, 3 * units]
         for i in range(len(self.layers)):
             if i > 0:
-                x = self.layer_input_gates(i, outputs)
+                x = self.layer_input_gates(i, outputs)  # noqa: F821 - set by the previous layer
             h = x.new_zeros((b, self.layers[i]))
             last_layer = i == len(self.layers) - 1
             outputs = x if last_layer else x.new_zeros((b, width, self.layers[i]))

@@ -165,8 +165,10 @@ class DatasetRequest:
 
 def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> DatasetRequest:
     """Parse `NAME`, `synthetic:k=v,...` or `clicks:PATH` (parameters from `extra_params`)."""
+    from sessbench.names import check_text
+
     extra = dict(extra_params or {})
-    name, _, rest = text.partition(":")
+    name, _, rest = check_text("dataset", text).partition(":")
     if name not in DATASETS:
         raise UnknownNameError(
             "dataset", name, DATASETS, "Run 'sessbench data list' to see them; use clicks:PATH for your own log."
@@ -198,6 +200,7 @@ def parse_dataset(text: str, extra_params: dict[str, Any] | None = None) -> Data
         if rest:
             params.update(_parse_kv(rest, text))
         config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in params.items()))
+        config.check_memory()  # before any work: a size that cannot fit stops the grid here
         defaults = SyntheticConfig().to_dict()
         changed = {k: v for k, v in config.to_dict().items() if defaults.get(k) != v}
         return DatasetRequest(definition, changed)
@@ -265,7 +268,7 @@ def _parse_kv(text: str, whole: str) -> dict[str, Any]:
 class LoadedDataset:
     request: DatasetRequest
     split: Split  # un-carved (the official training list)
-    oracle: Any = None  # OracleRecommender for synthetic data
+    generator: Any = None  # the SyntheticGenerator that drew synthetic data (the oracle reads it)
 
     @property
     def name(self) -> str:
@@ -472,8 +475,8 @@ def load_dataset(
         from sessbench.data.synthetic import SyntheticConfig, build_synthetic
 
         config = SyntheticConfig.from_string(",".join(f"{k}={v}" for k, v in request.params.items()))
-        split, oracle = build_synthetic(config)
-        return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}), oracle)
+        split, generator = build_synthetic(config)
+        return LoadedDataset(request, replace(split, meta={**split.meta, "source": source.to_record()}), generator)
 
     from sessbench.data.cache import default_cache_dir, load_or_build
 

@@ -363,10 +363,21 @@ class Split:
         """Carve the last `fraction` of training sessions (they are in time order) as validation.
 
         Returns a new Split whose `train` no longer holds those sessions. fraction=0 gives
-        valid=None. The official training list stays available in the unsplit object.
+        valid=None. The official training list stays available in the unsplit object. A split
+        made elsewhere with its own validation part (`split:DIR`; stored after the training
+        sessions, `meta["given_validation_sessions"]`) uses that part instead of a carve.
         """
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+        given = int(self.meta.get("given_validation_sessions") or 0)
+        if given and fraction > 0 and self.valid is None:
+            n_fit = self.train.n_sessions - given
+            return replace(
+                self,
+                train=self.train.subset(slice(0, n_fit)),
+                valid=self.train.subset(slice(n_fit, None)),
+                meta={**self.meta, "validation": "given"},
+            )
         if fraction == 0.0 or self.train.n_sessions < 2:
             return replace(self, valid=None)
         n_valid = max(1, int(round(self.train.n_sessions * fraction)))

@@ -159,11 +159,23 @@ class FingerprintMemo:
                 pass
 
 
+def _hashed(memo: FingerprintMemo, path: Path) -> SourceFile:
+    """The file's fingerprint; a file this process cannot read is a StorageError naming it."""
+    from sessbench.storage import StorageError, describe_os_error, is_environment_error
+
+    try:
+        return memo.sha256(path)
+    except OSError as exc:
+        if not is_environment_error(exc):
+            raise
+        raise StorageError(describe_os_error(exc, "cannot read the data file", path)) from None
+
+
 def file_source(kind: str, paths: list[Path], params: dict[str, Any], cache_dir: Path | None) -> DataSource:
     """A source made of files (raw or official split), hashed through the cache's memo."""
     memo = FingerprintMemo(cache_dir)
     try:
-        files = tuple(memo.sha256(p) for p in paths)
+        files = tuple(_hashed(memo, p) for p in paths)
     finally:
         memo.save()
     folder = str(Path(paths[0]).parent) if paths else None

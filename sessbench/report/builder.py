@@ -20,6 +20,7 @@ metadata and a fixed seed for the randomization tests.
 from __future__ import annotations
 
 import csv
+import logging
 import io
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,10 +28,11 @@ from typing import Any, Iterator
 from sessbench.atomic import atomic_write_bytes
 from sessbench.report import csvout, html, latex, markdown
 from sessbench.report.doc import (
-    Block, Details, FigureBlock, Heading, TableBlock, bullets, code, link, paragraph, slug, strong,
+    Block, Column, Details, FigureBlock, Heading, Table, TableBlock, bullets, code, link, paragraph, slug, strong,
 )
 from sessbench.report.figures import ablation_figure, short_long_figure
 from sessbench.report.paper import ABLATIONS, PAPER, SHORT_LONG_PAPER_MODELS
+from sessbench.report.audits import audit_table, dataset_audit
 from sessbench.report.headline import FULL_SCALE, full_scale_view, srgnn_check, table2_full
 from sessbench.report.repeats import repeat_explore_figure, repeat_explore_table
 from sessbench.report.provenance import (
@@ -38,6 +40,7 @@ from sessbench.report.provenance import (
     registered_model_names, runs_table, superseded_table, unverified_table,
 )
 from sessbench.report.sections import (
+    dataset_title,
     Family, ablation_table, cost_table, protocol_suffix, short_long_table, significance, significance_table, table1,
     table2,
 )
@@ -51,6 +54,7 @@ SUMMARY_COLUMNS = [
 ]
 MANIFEST = ".sessbench-report"
 TABLES, FIGURES = "tables", "figures"
+log = logging.getLogger("sessbench.report")
 TITLE = "sessbench results"
 
 
@@ -176,6 +180,7 @@ def build_blocks(
         [link("Reproducibility", "#reproducibility")],
     ))
 
+    first_section = len(blocks)
     blocks.extend(headline_blocks(store))
 
     # coverage
@@ -209,6 +214,19 @@ def build_blocks(
     else:
         blocks.append(paragraph("No finished run records dataset statistics."))
 
+    audits = [(d, dataset_audit(store, d)) for d in store.datasets]
+    if any(a for _, a in audits):
+        blocks.append(Heading(3, "Data audits", "audits"))
+        blocks.append(paragraph(
+            "What ", code("sessbench audit DATASET"), " checks on each split (written into the store by ",
+            code("sessbench publish"), "): test size and the 95% half-widths at a reference model's level, the "
+            "repeat share, unseen test items, sessions shared with training, time order, duplicates, and the "
+            "batch-company check."
+        ))
+        for dataset, audit in audits:
+            if audit is not None:
+                blocks.append(TableBlock(audit_table(dataset_title(store, dataset), audit)))
+
     # significance families, needed by Table 2
     families: dict[str, dict[str, Family]] = {
         d: {p: significance(store, d, p, reference, resamples=resamples, seed=seed, alpha=alpha) for p in store.protocols(d)}
@@ -217,7 +235,7 @@ def build_blocks(
 
     blocks.append(Heading(2, "Table 2: P@20 and MRR@20", "table-2"))
     for dataset in store.datasets:
-        blocks.append(Heading(3, dataset, f"table-2-{slug(dataset)}"))
+        blocks.append(Heading(3, dataset_title(store, dataset), f"table-2-{slug(dataset)}"))
         blocks.append(TableBlock(table2(store, dataset, families[dataset], reference)))
 
     # significance
@@ -244,7 +262,7 @@ def build_blocks(
     ))
     for dataset in store.datasets:
         for protocol, family in families[dataset].items():
-            where = dataset + ("" if protocol == "validated" else f" ({protocol} protocol)")
+            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
             if family.reference_group is None or not family.comparisons:
                 reason = family.reason or f"no other model ran on {dataset}"
                 blocks.append(paragraph(code(where), f": no tests ({reason})."))
@@ -256,7 +274,9 @@ def build_blocks(
     blocks.append(Heading(2, "Ablations", "ablations"))
     blocks.append(paragraph(
         "The paper's two ablations of SR-GNN, as grouped bar charts (datasets as groups, error bars ± one "
-        "standard deviation over seeds, the bar's value written inside it)."
+        "standard deviation over seeds, the bar's value written inside it). The paper prints these ablations "
+        "only as bar charts, without numbers, so no paper value is drawn beside ours; its finding (the order of "
+        "the variants) is quoted above each chart."
     ))
     for kind, spec in ABLATIONS.items():
         blocks.append(Heading(3, str(spec["title"]), f"ablation-{kind}"))
@@ -297,7 +317,7 @@ def build_blocks(
     for dataset in store.datasets:
         for protocol in store.protocols(dataset):
             suffix = protocol_suffix(protocol)
-            where = dataset + ("" if protocol == "validated" else f" ({protocol} protocol)")
+            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
             table = short_long_table(store, dataset, protocol)
             if table is None:
                 continue
@@ -325,7 +345,7 @@ def build_blocks(
                 continue
             shown_any = True
             suffix = protocol_suffix(protocol)
-            where = dataset + ("" if protocol == "validated" else f" ({protocol} protocol)")
+            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
             blocks.append(Heading(3, where, f"repeat-explore-{slug(dataset)}{suffix}"))
             stem = f"repeat-explore-{slug(dataset)}{suffix}"
             paths = repeat_explore_figure(store, dataset, protocol, writer.out / FIGURES, stem)
@@ -344,12 +364,22 @@ def build_blocks(
         for protocol in store.protocols(dataset):
             table = cost_table(store, dataset, protocol)
             if table is not None:
-                blocks.append(Heading(3, dataset + ("" if protocol == "validated" else f" ({protocol} protocol)"),
+                blocks.append(Heading(3, dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)"),
                                       f"cost-{slug(dataset)}{protocol_suffix(protocol)}"))
                 blocks.append(TableBlock(table))
 
     # reproducibility
     blocks.extend(reproducibility_blocks(store, command))
+    # files left out (unreadable records, corrupt rank files): found while building, shown first
+    if store.problems:
+        skipped: list[Block] = [Heading(2, "Files the report could not use", "skipped-files"), paragraph(
+            f"{len(store.problems)} file(s) of the runs directory were left out; every table below is built without them.")]
+        table = Table("skipped-files", "Files left out of this report", [Column("file"), Column("problem"), Column("fix")])
+        for path, why, fix in dict.fromkeys(store.problems):
+            table.add(str(path), why, fix)
+            log.warning("report: left out %s: %s. Fix: %s", path, why, fix)
+        skipped.append(TableBlock(table))
+        blocks[first_section:first_section] = skipped
     return blocks
 
 

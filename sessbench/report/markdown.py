@@ -17,13 +17,23 @@ _SPECIAL = re.compile(r"([\\`*_\[\]|#<>&~])")
 _ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Control characters (line breaks included) as spaces: a name from a record can never end a
+    table row, a heading or a code span and let what follows be read as markup or HTML."""
+    return _CONTROL.sub(" ", text)
+
+
 def escape(text: str) -> str:
-    """Plain text for Markdown: markup characters backslash-escaped, <>& as entities."""
-    return _SPECIAL.sub(lambda m: _ENTITIES.get(m.group(1), "\\" + m.group(1)), text).replace("\n", " ")
+    """Plain text for Markdown on one line: markup characters backslash-escaped, <>& as entities."""
+    return _SPECIAL.sub(lambda m: _ENTITIES.get(m.group(1), "\\" + m.group(1)), one_line(text))
 
 
 def inline_code(text: str) -> str:
-    """A code span whose fence is longer than any backtick run inside it."""
+    """A code span on one line whose fence is longer than any backtick run inside it."""
+    text = one_line(text)
     longest = max((len(r) for r in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""

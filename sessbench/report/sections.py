@@ -51,6 +51,17 @@ def mark_best(table: Table, rows: list[int], column: str, groups: list[RunGroup]
 # ---------------------------------------------------------------------------- Table 1
 
 
+def is_sample(store: Store, dataset: str) -> bool:
+    """A paper dataset prepared from a sample of the raw data (not the paper's size)."""
+    return paper_table1(dataset) is not None and not is_full_dataset(store.ok_records, dataset)
+
+
+def dataset_title(store: Store, dataset: str) -> str:
+    """A dataset's name in headings and column headers, marked when it is a sample."""
+    return f"{dataset} (a sample)" if is_sample(store, dataset) else dataset
+
+
+
 TABLE1_ROWS = (
     ("clicks", "clicks", integer),
     ("train_sequences", "training prefixes", integer),
@@ -71,7 +82,7 @@ def table1(store: Store) -> Table:
         info = store.dataset_info(dataset)
         if info is None:
             continue
-        columns.append(Column(dataset, "r"))
+        columns.append(Column(dataset_title(store, dataset), "r"))
         sources.append((info, False))
         paper = paper_table1(dataset)
         if paper is not None:
@@ -85,10 +96,11 @@ def table1(store: Store) -> Table:
             cells.append(Cell(fmt(v) if v is not None else DASH, csv=("" if v is None else str(v),)))
         table.add(*cells)
     table.note(
-        "Prefixes are the SR-GNN augmentation (every prefix of a session is one example); clicks and "
-        "the average length count training and test sessions after preprocessing. The paper's item "
-        "counts were copied from earlier work; its official code yields more items. The paper "
-        "gives no sessions counts (", DASH, ")."
+        "Prefixes are the SR-GNN augmentation (every prefix of a session is one example); clicks count "
+        "training and test sessions after preprocessing; the average length is the paper's: the mean "
+        "length of the augmented sequences (prefix and target). The paper's YOOCHOOSE item counts were "
+        "copied from earlier work; its official code ranks more items. The paper gives no session "
+        "counts (", DASH, ")."
     )
     for dataset in store.datasets:
         paper = paper_table1(dataset)
@@ -457,7 +469,9 @@ def cost_table(store: Store, dataset: str, protocol: str) -> Table | None:
     gpu = any(g.numbers(("peak_gpu_memory_mb",)) for g in groups)
     columns = [
         Column("model"), Column("seeds", "r"),
+        Column("wall s", "r", csv=("wall s mean", "wall s std")),
         Column("fit s", "r", csv=("fit s mean", "fit s std")),
+        Column("train seq/s", "r"),
         Column("predict s", "r", csv=("predict s mean", "predict s std")),
         Column("examples/s", "r"),
         Column("peak RSS MB", "r"),
@@ -476,9 +490,13 @@ def cost_table(store: Store, dataset: str, protocol: str) -> Table | None:
         peak = g.numbers(("peak_memory_mb",))
         start = g.numbers(("memory_at_start_mb",))
         growth = [p - s for p, s in zip(peak, start)] if len(peak) == len(start) else []
+        wall = mean_std([_wall_seconds(r) for r in g.ok if _wall_seconds(r) is not None])
+        rate = mean_std([v for v in (_train_rate(r) for r in g.ok) if v is not None])[0]
         cells = [
             _label(g), Cell(str(n)),
+            Cell(seconds(*wall, n), csv=_num(wall[0], 1) + _num(wall[1] if n > 1 else None, 1)),
             Cell(seconds(*fit, n), csv=_num(fit[0], 4) + _num(fit[1] if n > 1 else None, 4)),
+            Cell(integer(rate) if rate else DASH, csv=_num(rate, 1)),
             Cell(seconds(*pred, n), csv=_num(pred[0], 4) + _num(pred[1] if n > 1 else None, 4)),
             Cell(integer(eps), csv=_num(eps, 1)),
             Cell(number(max(peak), 0) if peak else DASH, csv=_num(max(peak) if peak else None, 1)),
@@ -492,13 +510,37 @@ def cost_table(store: Store, dataset: str, protocol: str) -> Table | None:
         cells += [Cell(", ".join(devices)), Cell(", ".join(threads))]
         table.add(*cells)
     table.note(
-        "fit s: training wall time without the per-epoch selection evaluation; predict s: scoring and "
-        "ranking every test prefix against all items; examples/s: test prefixes per second of predict. "
+        "wall s: the whole run, from its start to its record (data loading, selection, refit, scoring): what a "
+        "grid of these runs costs; fit s: training wall time without the per-epoch selection evaluation (both "
+        "phases under the validated protocol's refit); train seq/s: training prefixes per second of training, "
+        "from the epoch logs (compare it with `sessbench bench train`'s floor for the same shape and device); "
+        "predict s: scoring and ranking every test prefix against all items; examples/s: test prefixes per second of predict. "
         "Mean ± std over seeds. Peak RSS: the process's peak resident memory during the run (data "
         "included), its maximum over seeds; RSS growth: peak minus the memory at the run's start. Runs "
         "may have shared the machine with other jobs: compare times within one table with care."
     )
     return table
+
+
+def _wall_seconds(record: dict[str, Any]) -> float | None:
+    """Seconds from a run's start to its end, from the record's timestamps."""
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(str(record["started_at"]))
+        end = datetime.fromisoformat(str(record["finished_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    seconds = (end - start).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
+def _train_rate(record: dict[str, Any]) -> float | None:
+    """Training prefixes per second over every epoch of every phase (None for non-iterative models)."""
+    epochs = [e for key in ("epochs", "refit_epochs") for e in record.get(key) or [] if isinstance(e, dict)]
+    examples = sum(float(e.get("train_examples") or 0) for e in epochs)
+    seconds = sum(float(e.get("train_s") or 0) for e in epochs)
+    return examples / seconds if examples > 0 and seconds > 0 else None
 
 
 def _count(n: int, noun: str) -> str:

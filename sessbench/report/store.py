@@ -21,6 +21,7 @@ the per-split example tables (`sessbench.results.test_example_table`).
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,9 +32,13 @@ import numpy as np
 from sessbench.evaluation import RankCounts
 from sessbench.report.paper import MODEL_ORDER, PAPER_DATASETS, dataset_base
 from sessbench.report.tables import config_labels
-from sessbench.results import is_clean, iter_records, load_split_examples, split_examples_path, split_table_id
+from sessbench.results import (
+    RECORD_FIX, is_clean, load_split_examples, scan_records, split_examples_path, split_table_id,
+)
 
 UNRECORDED = "unrecorded"
+RANKS_FIX = ("`sessbench run ... --resume` reruns a run whose rank file is missing or corrupt; its tests and "
+             "per-example tables leave the run out meanwhile")
 
 #: datasets in the order the paper shows them, then ours
 DATASET_ORDER = (*PAPER_DATASETS, "yoochoose", "synthetic")
@@ -106,6 +111,8 @@ class RunGroup:
     failed: list[dict[str, Any]] = field(default_factory=list)
     #: the store's per-split example tables (sessions, repeat targets), loaded on demand
     examples_loader: Any = field(default=None, repr=False)
+    #: where unusable rank files are reported (the store's `problems`)
+    problems: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def seeds(self) -> list[int]:
@@ -172,11 +179,14 @@ class RunGroup:
         out = []
         for r in sorted(self.ok, key=lambda r: int(r.get("seed", 0))):
             path = ranks_file(r)
-            if path is not None and path.is_file():
-                try:
-                    out.append((int(r.get("seed", 0)), RankCounts.load(path)))
-                except (OSError, ValueError, KeyError):
-                    continue
+            if path is None:
+                continue
+            try:
+                out.append((int(r.get("seed", 0)), RankCounts.load(path)))
+            except FileNotFoundError:
+                self.problems.append((path, "is missing (its record names it)", RANKS_FIX))
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                self.problems.append((path, f"cannot be read ({type(exc).__name__}: {str(exc)[:80]})", RANKS_FIX))
         return out
 
     def mean_reciprocal_ranks(self, k: int = 20) -> tuple[np.ndarray, np.ndarray] | None:
@@ -243,11 +253,17 @@ class Store:
     #: False when no run comes from a clean commit (the tables then show unverified runs)
     verified: bool = True
     runs_dir: Path | None = None
+    #: files the report could not use: (path, what is wrong, how to fix it); the report goes on
+    problems: list[tuple[Path, str, str]] = field(default_factory=list)
     _examples: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, runs_dir: Path) -> "Store":
-        return cls.from_records(list(iter_records(runs_dir)), runs_dir=Path(runs_dir))
+        """The store of a runs directory; files it cannot use are listed in `problems`."""
+        records, problems = scan_records(runs_dir)
+        store = cls.from_records(records, runs_dir=Path(runs_dir))
+        store.problems.extend((path, why, RECORD_FIX) for path, why in problems)
+        return store
 
     @classmethod
     def from_records(cls, records: Iterable[dict[str, Any]], runs_dir: Path | None = None) -> "Store":
@@ -291,6 +307,7 @@ class Store:
         store = cls([r for r in shown if id(r) in kept], groups, unverified, superseded, verified, runs_dir)
         for g in groups + superseded:
             g.examples_loader = store.split_examples
+            g.problems = store.problems
         return store
 
     def split_examples(self, table_id: str) -> dict[str, np.ndarray] | None:

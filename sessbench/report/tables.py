@@ -23,6 +23,7 @@ class Row:
     seeds: list[int] = field(default_factory=list)
     values: dict[str, list[float]] = field(default_factory=dict)
     failed: int = 0
+    stopped: int = 0  # runs the time budget stopped before their training ended
     fit_s: list[float] = field(default_factory=list)
     predict_s: list[float] = field(default_factory=list)
 
@@ -103,6 +104,12 @@ def headline_value(record: dict[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
+def stopped_by_budget(record: dict[str, Any]) -> bool:
+    """Whether the time budget cut the run's training short (selection, refit or the fit)."""
+    parts = (record.get("fit_summary"), record.get("selection"))
+    return any(isinstance(p, dict) and p.get("stopped") == "time_budget" for p in parts) or "refit_skipped" in record
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
     """One row per (dataset, model, protocol, config): only runs that differ by seed are averaged."""
     rows: dict[tuple[str, str, str, str], Row] = {}
@@ -115,6 +122,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
             row.failed += 1
             continue
         row.seeds.append(int(rec.get("seed", 0)))
+        row.stopped += stopped_by_budget(rec)
         for metric in rec.get("metrics", {}):
             value = headline_value(rec, metric)
             if value is not None:
@@ -176,6 +184,7 @@ def comparison_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "protocol": r.protocol,
             "seeds": len(r.seeds),
             "failed": r.failed,
+            "stopped early": r.stopped,
         }
         for metric in HEADLINE:
             entry[metric] = _fmt(r.mean(metric), r.std(metric), len(r.seeds))
