@@ -12,7 +12,11 @@ and comes from one of two committed sources:
 * the published run store `results/runs/` (read with the report's own code: `Store`,
   `table2_full`, `srgnn_check`, `full_grid_table`, `render_table`), and
 * benchmark outputs under `results/bench/`, each the `--json` output of a sessbench command
-  (`bench train`, `bench synthetic`, `data stats`) or the timing of a grid (`sessbench run`).
+  (`bench train`, `bench synthetic`, `data stats`), the timing of a grid (`sessbench run`), or
+  the medians `scripts/bench_blocked_products.py` prints.
+
+The store also holds each split's audit (`results/runs/splits/<id>.audit.json`, written by
+`sessbench publish`), which the `audit` region shows.
 
 Usage:
 
@@ -21,7 +25,7 @@ Usage:
     python scripts/update_docs.py --list     # the regions and where their numbers come from
 
     # rerun the benchmarks behind the docs (then rewrite the regions):
-    python scripts/update_docs.py --measure train:srgnn synthetic default-run smoke
+    python scripts/update_docs.py --measure train:srgnn synthetic blocked-products default-run smoke
     python scripts/update_docs.py --measure data-stats:yoochoose64 --data-dir DIR
     python scripts/update_docs.py --measure all --data-dir DIR --note "idle 2-core machine"
 
@@ -205,6 +209,48 @@ def gen_store_summary(src: Sources) -> str:
     return " ".join(lines) + "\n"
 
 
+def gen_audit(src: Sources) -> str:
+    """Each full-size split's audit as `sessbench publish` stored it (`results/runs/splits/<id>.audit.json`)."""
+    from sessbench.report.audits import dataset_audit
+    from sessbench.report.headline import LABELS
+
+    rows, ratios, notes, references = [], [], set(), set()
+    for dataset in src.store.datasets:
+        audit = dataset_audit(src.store, dataset)
+        if audit is None:
+            continue
+        checks = {c.get("check"): c for c in audit["checks"] if isinstance(c, dict)}
+        size, repeat, shared = checks["test-size"], checks["repeat-share"], checks["shared-sequences"]
+        references.add(str(size["reference"]))
+        p, m = size["P@20"], size["MRR@20"]
+        ratios += [p["half_width_sessions"] / p["half_width_iid"], m["half_width_sessions"] / m["half_width_iid"]]
+        twins = f"{100 * shared['share']:.1f}%"
+        short = (shared.get("by_length") or {}).get("2")
+        if short:
+            twins += f" ({_int(short)} of them 2 clicks long)"
+        failed = ", ".join(map(str, audit.get("failed") or [])) or "none"
+        rows.append(
+            f"| {LABELS.get(dataset, dataset)} | {_int(size['test_sessions'])} / {_int(size['test_prefixes'])} | "
+            f"{_pct(p['level'])} ± {_pct(p['half_width_sessions'])} / ± {_pct(p['half_width_iid'])} | "
+            f"{_pct(m['level'])} ± {_pct(m['half_width_sessions'])} / ± {_pct(m['half_width_iid'])} | "
+            f"{100 * repeat['share']:.1f}% | {twins} | {failed} |\n"
+        )
+        notes.update(str(n) for n in audit.get("notes") or [])
+    if not rows:
+        return (f"*No split audit in `{STORE_DIR}/splits/` yet: `sessbench publish RUNS --data-dir DIR` writes one "
+                "beside each split's example table.*\n")
+    text = (
+        "| split | test sessions / prefixes | P@20 ± 95% (clustered / i.i.d.) | MRR@20 ± 95% (clustered / i.i.d.) "
+        "| repeat share | test sessions with a twin in training | failed checks |\n"
+        "|---|---:|---:|---:|---:|---:|---|\n" + "".join(rows)
+    )
+    text += (f"\nReference model: {', '.join(f'`{r}`' for r in sorted(references))}. Treating prefixes as independent "
+             f"understates the half-widths by a factor of {min(ratios):.1f} to {max(ratios):.1f}.")
+    for note in sorted(notes):
+        text += f" {note[:1].upper()}{note[1:]}."
+    return text + f"\n\n<sub>Source: `{STORE_DIR}/splits/*.audit.json`, written by `sessbench publish`.</sub>\n"
+
+
 # ---------------------------------------------------------------------------- generators: benchmarks
 
 
@@ -266,7 +312,7 @@ def gen_bench_train(src: Sources, models: str = "", shape: str = "yoochoose64") 
 
 
 def gen_bench_synthetic(src: Sources) -> str:
-    """The synthetic default's calibration figures (`bench synthetic`)."""
+    """The synthetic default's calibration figures (`bench synthetic`), on the validation carve."""
     found = src.bench("synthetic")
     if found is None:
         return _missing("synthetic", "python scripts/update_docs.py --measure synthetic")
@@ -274,19 +320,54 @@ def gen_bench_synthetic(src: Sources) -> str:
     d = out["dataset"]
     text = (
         f"The default: {_int(d['n_items'])} items, {_int(d['generator']['n_sessions'])} sessions "
-        f"({_int(d['train_prefixes'])} training and {_int(d['test_prefixes'])} test prefixes, {_int(d['clicks'])} "
-        f"clicks, mean session length {_num(d['avg_length'])}; {100 * d['revisit_rate']:.1f}% of the non-first "
-        "clicks revisit an item of the session).\n\n"
-        "| predictor | P@20 | MRR@20 | share of oracle | normalized gain |\n|---|---:|---:|---:|---:|\n"
+        f"({_int(d['clicks'])} clicks, mean session length {_num(d['avg_length'])}; {100 * d['revisit_rate']:.1f}% of "
+        "the non-first training clicks revisit an item of the session). "
     )
+    if out.get("evaluated_on") == "validation":
+        share = 100 * float(out.get("validation_fraction", 0.1))
+        text += (
+            f"The figures are measured on the validation carve, never on test: the predictors are fitted on the "
+            f"training sessions before the last {share:.0f}% ({_int(d['train_prefixes'])} prefixes) and scored on "
+            f"that last {share:.0f}% ({_int(d['valid_prefixes'])} prefixes). The test split, untouched, has "
+            f"{_int(d['test_prefixes'])} prefixes.\n\n"
+        )
+    else:
+        text += (f"Measured on test: {_int(d['train_prefixes'])} training and {_int(d['test_prefixes'])} test "
+                 "prefixes.\n\n")
+    text += "| predictor | P@20 | MRR@20 | share of oracle | normalized gain |\n|---|---:|---:|---:|---:|\n"
     labels = {"oracle": "oracle (Bayes predictive)", "pop": "POP", "s-pop": "S-POP",
-              "first-order": "first-order transitions (the last item's observed successors)"}
+              "first-order": "first-order: the last item's observed successors, then popularity "
+                             "(`markov` with `backoff=popularity`)"}
     for key, m in out["models"].items():
         text += (f"| {labels.get(key, key)} | {_pct(m['P@20'])} | {_pct(m['MRR@20'])} | "
                  f"{_num(m['share_of_oracle'], 3)} | {_num(m['normalized_gain'], 3)} |\n")
     text += (f"\nThe oracle's expected P@20 (the predictive mass of its own top 20): "
              f"{_pct(out['oracle_expected_P@20'])} (standard error {_pct(out['oracle_expected_se'])}).\n\n"
              f"<sub>{_measured_line(meta or {'command': 'sessbench bench synthetic --json'}, 'synthetic')}</sub>\n")
+    return text
+
+
+def gen_blocked_products(src: Sources) -> str:
+    """`scripts/bench_blocked_products.py`: the item-table products in one call, in blocks, in bf16."""
+    found = src.bench("blocked-products")
+    if found is None:
+        return _missing("blocked-products", "python scripts/update_docs.py --measure blocked-products")
+    out, meta = found
+    ms = out["ms"]
+    text = f"{out['shape']}, median milliseconds:\n\n| product | one call (fp32) | blocked (fp32) | bf16 with its casts |\n"
+    text += "|---|---:|---:|---:|\n"
+    rows = (("scores", "scores, one call", "scores, blocked", "scores, bf16"),
+            ("table gradient", "table gradient, one call", "table gradient, blocked", "table gradient, bf16"),
+            ("vectors' gradient", "vectors' gradient (one call)", None, "vectors' gradient, bf16"),
+            ("table cast to bf16 (once a step)", None, None, "table to bf16 (once a step)"))
+    for label, one, blk, bf in rows:
+        cells = [_num(ms[k]) if k is not None and k in ms else "–" for k in (one, blk, bf)]
+        text += f"| {label} | " + " | ".join(cells) + " |\n"
+    r = out["ratios"]
+    text += (f"\nBlocked against one call: {_num(r['scores'])}x (scores), {_num(r['table gradient'])}x (table gradient). "
+             f"One training step's three products: {_num(r['fp32_step_ms'])} ms in fp32 (blocked), "
+             f"{_num(r['bf16_step_ms'])} ms in bf16 with its casts, so bf16 is {_num(r['bf16'])}x as fast.\n\n"
+             f"<sub>{_measured_line(meta, 'blocked-products')}</sub>\n")
     return text
 
 
@@ -384,6 +465,8 @@ GENERATORS: dict[str, tuple[Callable[..., str], str]] = {
     "store-summary": (gen_store_summary, "results/runs: the records' datasets, sources, commits, code states"),
     "bench-train": (gen_bench_train, "results/bench/train-MODEL-SHAPE.json; bench-train:MODEL,MODEL[:SHAPE]"),
     "bench-synthetic": (gen_bench_synthetic, "results/bench/synthetic.json (sessbench bench synthetic --json)"),
+    "blocked-products": (gen_blocked_products, "results/bench/blocked-products.json (scripts/bench_blocked_products.py)"),
+    "audit": (gen_audit, "results/runs/splits/*.audit.json (sessbench audit, stored by sessbench publish)"),
     "table1": (gen_table1, "results/bench/data-stats-DATASET.json (sessbench data stats DATASET --json); table1:DATASET"),
     "data-load": (gen_data_load, "results/bench/data-stats-DATASET.json: the load time and peak memory"),
     "default-run": (gen_default_run, "results/bench/default-run.json (the timed `sessbench run`)"),
@@ -574,11 +657,34 @@ def measure_grid(root: Path, name: str, shown: str, extra: list[str], note: str 
     _save(root, name, shown, out, note)
 
 
+def measure_blocked_products(root: Path, note: str | None) -> None:
+    """Run scripts/bench_blocked_products.py (its defaults) and keep its medians and ratios as JSON."""
+    shown = "python scripts/bench_blocked_products.py"
+    print(f"running: {shown}", flush=True)
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "bench_blocked_products.py")], cwd=root,
+                          env=_env(root), capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"{shown} failed (exit code {proc.returncode})")
+    lines = proc.stdout.splitlines()
+    ms = {m.group(1).strip(): float(m.group(2)) for m in (re.match(r"^  (.+?)\s+([0-9.]+) ms$", x) for x in lines) if m}
+    ratios = {m.group(1): float(m.group(2))
+              for m in (re.match(r"^  (scores|table gradient): blocked is ([0-9.]+) times", x) for x in lines) if m}
+    step = next((re.search(r"fp32 \(blocked\) ([0-9.]+) ms, bf16 with its casts ([0-9.]+) ms: bf16 is ([0-9.]+) times", x)
+                 for x in lines if "one step's three products" in x), None)
+    if step is None or len(ratios) != 2:
+        raise SystemExit(f"{shown}: unexpected output:\n{proc.stdout}")
+    ratios.update(fp32_step_ms=float(step.group(1)), bf16_step_ms=float(step.group(2)), bf16=float(step.group(3)))
+    shape = lines[0].split(";")[0]
+    _save(root, "blocked-products", shown, {"shape": shape, "header": lines[0], "ms": ms, "ratios": ratios,
+                                            "stdout": proc.stdout}, note)
+
+
 def measure(root: Path, names: list[str], batches: int, data_dir: str | None, note: str | None) -> None:
     todo: list[str] = []
     for name in names:
         if name == "all":
-            todo += ["synthetic", "smoke", "default-run", *(f"train:{m}" for m in TRAIN_MODELS)]
+            todo += ["synthetic", "blocked-products", "smoke", "default-run", *(f"train:{m}" for m in TRAIN_MODELS)]
             todo += [f"data-stats:{d}" for d in STATS_DATASETS] if data_dir else []
         else:
             todo.append(name)
@@ -598,14 +704,16 @@ def measure(root: Path, names: list[str], batches: int, data_dir: str | None, no
                 args = ["data", "stats", arg, "--data-dir", data_dir, "--cache-dir", tmp, "--json"]
                 shown = f"sessbench data stats {arg} --data-dir DIR --cache-dir EMPTY_DIR --json"
                 measure_json(root, f"data-stats-{arg}", shown, args, note)
+        elif key == "blocked-products":
+            measure_blocked_products(root, note)
         elif key == "default-run":
             measure_grid(root, "default-run", "sessbench run", [], note)
         elif key == "smoke":
             measure_grid(root, "smoke-run", "sessbench run --config configs/grids/smoke.yaml",
                          ["--config", "configs/grids/smoke.yaml"], note)
         else:
-            raise SystemExit(f"unknown benchmark '{name}': train:MODEL, synthetic, data-stats:DATASET, "
-                             "default-run, smoke or all")
+            raise SystemExit(f"unknown benchmark '{name}': train:MODEL, synthetic, blocked-products, "
+                             "data-stats:DATASET, default-run, smoke or all")
 
 
 # ---------------------------------------------------------------------------- main
@@ -617,8 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the regions and their sources")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--measure", nargs="+", metavar="BENCH",
-                        help="rerun benchmarks into results/bench/: train:MODEL, synthetic, data-stats:DATASET, "
-                             "default-run, smoke, all")
+                        help="rerun benchmarks into results/bench/: train:MODEL, synthetic, blocked-products, "
+                             "data-stats:DATASET, default-run, smoke, all")
     parser.add_argument("--batches", type=int, default=50, help="--measure train: timed batches (default 50)")
     parser.add_argument("--data-dir", help="--measure data-stats: the folder of the official splits")
     parser.add_argument("--note", help="--measure: a note stored with the numbers (e.g. how busy the machine was)")
