@@ -6,7 +6,9 @@
 * The README's Python example runs (a doctest on tiny synthetic data), the smoke grid it names
   runs, and the plugin example of docs/extending.md registers and runs a model.
 * Every `sessbench ...` command in a shell block of the docs parses with the real argument parser
-  (a documented option that does not exist fails), and every relative link points to a file.
+  (a documented option that does not exist fails), every command and option of the parser is
+  named in its section of docs/usage.md (an option nobody documented fails), and every relative
+  link points to a file.
 """
 
 from __future__ import annotations
@@ -182,6 +184,50 @@ def test_documented_commands_parse() -> None:
         except SystemExit:
             bad.append(f"{where}:{line}: {text}")
     assert not bad, "commands the parser refuses:\n" + "\n".join(bad)
+
+
+#: usage.md's section of each command: from its anchor to the next command's anchor
+USAGE_SECTIONS = ("run", "recs", "evaluate", "report", "publish", "data", "audit", "models", "bench", "api")
+
+
+def _leaf_parsers(parser, path=()):  # type: ignore[no-untyped-def]
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for action in subs:
+        for name, sub in action.choices.items():
+            yield from _leaf_parsers(sub, (*path, name))
+
+
+def test_every_command_and_option_is_documented() -> None:
+    """Each subcommand of `sessbench` has its section in docs/usage.md, and every option it takes is
+    named in that section (the global --debug / --quiet are described once, at the top)."""
+    import argparse
+
+    from sessbench.cli import build_parser
+
+    text = (ROOT / "docs" / "usage.md").read_text()
+    starts = {name: text.find(f'<a id="{name}"></a>') for name in USAGE_SECTIONS}
+    assert all(i >= 0 for i in starts.values()), {n: i for n, i in starts.items() if i < 0}
+    order = sorted(starts.values()) + [len(text)]
+    section = {name: text[i:order[order.index(i) + 1]] for name, i in starts.items()}
+    missing = []
+    for path, parser in _leaf_parsers(build_parser()):
+        where = section.get(path[0])
+        if where is None:
+            missing.append(f"sessbench {' '.join(path)}: no section in docs/usage.md")
+            continue
+        if f"sessbench {' '.join(path)}" not in text and f"`{' '.join(path[1:])}" not in where:
+            missing.append(f"sessbench {' '.join(path)}: not named in its section")
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS:
+                continue
+            for option in action.option_strings:
+                if option.startswith("--") and option not in ("--help", "--debug", "--quiet") and option not in where:
+                    missing.append(f"sessbench {' '.join(path)} {option}")
+    assert not missing, "undocumented in docs/usage.md:\n" + "\n".join(missing)
 
 
 def test_relative_links_point_to_files() -> None:
