@@ -195,8 +195,8 @@ def test_touched_source_is_hashed_once_not_rebuilt(
     tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hashed: list[Path] = []
-    real = cache._sha256_file
-    monkeypatch.setattr(cache, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: hashed.append(p) or real(p))
     build = Builder(make_split())
     load_or_build("toy", {"a": 1}, [source], build, tmp_path / "c", logger=LOG)
     assert len(hashed) == 1  # first build hashes

@@ -278,7 +278,7 @@ def _raiser(code: int) -> Callable[[Path], Callable[..., None]]:
 
 
 ENV_CASES = [
-    EnvCase("raw file unreadable (permission denied)", _patch("sessbench.data.sources._sha256_file", _raiser(errno.EACCES)),
+    EnvCase("raw file unreadable (permission denied)", _patch("sessbench.data.sources.sha256_file", _raiser(errno.EACCES)),
             _yoochoose, ["cannot read the data file", "yoochoose-clicks.dat: Permission denied", "fix its permissions"],
             lambda t: (_folders(t), _file("yoochoose-clicks.dat", YC_OK)(t))),
     EnvCase("raw file unreadable when parsed", _patch("sessbench.data.readers._sniff", _raiser(errno.EACCES)),
@@ -319,7 +319,7 @@ def test_environment_fault_gets_a_clear_error(
 def test_other_os_errors_keep_their_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the machine's state is told as a user error; an OSError sessbench did not expect is a bug."""
     _folders(tmp_path)
-    monkeypatch.setattr("sessbench.data.sources._sha256_file", _raiser(errno.EBADF)(tmp_path))
+    monkeypatch.setattr("sessbench.data.sources.sha256_file", _raiser(errno.EBADF)(tmp_path))
     _file("yoochoose-clicks.dat", YC_OK)(tmp_path)
     with pytest.raises(OSError, match="Bad file descriptor"):
         main(["--quiet", *_yoochoose(tmp_path)])

@@ -43,6 +43,7 @@ import numpy as np
 from sessbench.atomic import json_default
 from sessbench.faults import failpoint
 from sessbench.data.sessions import SessionSet, Split
+from sessbench.data.sources import sha256_file
 from sessbench.errors import MissingDataError, SessbenchError
 
 __all__ = [
@@ -60,7 +61,6 @@ CACHE_FORMAT = 1  # bump when the on-disk layout changes: older entries then cou
 ENV_VAR = "SESSBENCH_CACHE"
 SPLIT_FILE = "split.npz"
 MANIFEST_FILE = "manifest.json"
-_HASH_CHUNK = 8 * 1024 * 1024
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 _LEFTOVER_AGE_S = 24 * 3600  # a temp dir this old belongs to a killed writer
@@ -118,14 +118,6 @@ def _write_json(path: Path, obj: Any) -> None:
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _array_sha256(arr: np.ndarray) -> str:
@@ -188,7 +180,7 @@ def _fingerprint(paths: list[Path], stored: list[dict] | None, memo: dict) -> li
         else:
             memo_key = (str(path), st.st_size, st.st_mtime_ns)
             if memo_key not in memo:
-                memo[memo_key] = _sha256_file(path)
+                memo[memo_key] = sha256_file(path)
             digest = memo[memo_key]
         out.append({"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest})
     return out
@@ -414,7 +406,7 @@ def _stale_reason(
             continue
         memo_key = (str(path), st.st_size, st.st_mtime_ns)
         if memo_key not in memo:
-            memo[memo_key] = _sha256_file(path)
+            memo[memo_key] = sha256_file(path)
         if memo[memo_key] != old.get("sha256"):
             return f"source {path} changed content", None
         refreshed.append({**old, "mtime_ns": st.st_mtime_ns})  # touched, same bytes

@@ -10,8 +10,8 @@ Item indices run 1..n_items; 0 is padding and is never a valid item.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterator, Self, Sequence
 
 import numpy as np
 import torch
@@ -164,6 +164,14 @@ class _PaddedItems:
         """int64 [B]: the last click of each prefix."""
         return self.items.gather(1, (self.lengths - 1).unsqueeze(1)).squeeze(1)
 
+    def to(self, device: torch.device | str) -> Self:
+        """The same batch with every tensor field on `device` (numpy fields stay on the host)."""
+        if self.items.device == torch.device(device):
+            return self
+        moved = {f.name: getattr(self, f.name).to(device, non_blocking=True)
+                 for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
+        return replace(self, **moved)
+
 
 @dataclass(frozen=True)
 class Prefixes(_PaddedItems):
@@ -181,14 +189,6 @@ class Prefixes(_PaddedItems):
     lengths: torch.Tensor
     example_index: np.ndarray
 
-    def to(self, device: torch.device | str) -> "Prefixes":
-        if self.items.device == torch.device(device):
-            return self
-        return replace(
-            self,
-            items=self.items.to(device, non_blocking=True),
-            lengths=self.lengths.to(device, non_blocking=True),
-        )
 
 
 @dataclass(frozen=True)
@@ -210,15 +210,6 @@ class Batch(_PaddedItems):
         """The same batch without its targets: what `score` may see."""
         return Prefixes(items=self.items, lengths=self.lengths, example_index=self.example_index)
 
-    def to(self, device: torch.device | str) -> "Batch":
-        if self.items.device == torch.device(device):
-            return self
-        return replace(
-            self,
-            items=self.items.to(device, non_blocking=True),
-            lengths=self.lengths.to(device, non_blocking=True),
-            targets=self.targets.to(device, non_blocking=True),
-        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -86,7 +86,8 @@ class DataSource:
         return f"{self.kind}: {files}"
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The file's sha256, read in 8 MB chunks (raw click files reach 1.4 GB)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
@@ -129,7 +130,7 @@ class FingerprintMemo:
             return SourceFile(path.name, st.st_size, old["sha256"])
         if st.st_size > 64 * 1024**2:
             log.info("computing the checksum of %s (%s MB; done once per file version)", path, f"{st.st_size / 2**20:,.0f}")
-        digest = _sha256_file(path)
+        digest = sha256_file(path)
         entries[key] = {**stamp, "sha256": digest}
         self._dirty = True
         return SourceFile(path.name, st.st_size, digest)

@@ -23,7 +23,7 @@ import csv
 import logging
 import io
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sessbench.atomic import atomic_write_bytes
 from sessbench.report import csvout, html, latex, markdown
@@ -314,21 +314,8 @@ def build_blocks(
         f"(which shows {', '.join(SHORT_LONG_PAPER_MODELS)}); here for every model that ran, error bars ± one "
         "standard deviation over seeds."
     ))
-    for dataset in store.datasets:
-        for protocol in store.protocols(dataset):
-            suffix = protocol_suffix(protocol)
-            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
-            table = short_long_table(store, dataset, protocol)
-            if table is None:
-                continue
-            blocks.append(Heading(3, where, f"short-long-{slug(dataset)}{suffix}"))
-            stem = f"short-long-{slug(dataset)}{suffix}"
-            paths = short_long_figure(store, dataset, protocol, writer.out / FIGURES, stem)
-            if paths:
-                writer.add(paths)
-                blocks.append(FigureBlock(stem, f"Short and long test prefixes on {where}: P@20 and MRR@20 (%) per model, ± one std over seeds.",
-                                          f"Bar chart: P@20 and MRR@20 of short and long prefixes per model on {where}"))
-            blocks.append(TableBlock(table))
+    blocks += _split_sections(store, writer, "short-long", "Short and long test prefixes", "short and long prefixes",
+                              short_long_table, short_long_figure)
 
     # repeat / explore
     blocks.append(Heading(2, "Repeat and explore targets", "repeat-explore"))
@@ -337,24 +324,10 @@ def build_blocks(
         "A model can score well on repeats by re-ranking the prefix alone; the explore columns show which models "
         "find new items."
     ))
-    shown_any = False
-    for dataset in store.datasets:
-        for protocol in store.protocols(dataset):
-            table = repeat_explore_table(store, dataset, protocol)
-            if table is None:
-                continue
-            shown_any = True
-            suffix = protocol_suffix(protocol)
-            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
-            blocks.append(Heading(3, where, f"repeat-explore-{slug(dataset)}{suffix}"))
-            stem = f"repeat-explore-{slug(dataset)}{suffix}"
-            paths = repeat_explore_figure(store, dataset, protocol, writer.out / FIGURES, stem)
-            if paths:
-                writer.add(paths)
-                blocks.append(FigureBlock(stem, f"Repeat and explore targets on {where}: P@20 and MRR@20 (%) per model, ± one std over seeds.",
-                                          f"Bar chart: P@20 and MRR@20 on repeat and explore targets per model on {where}"))
-            blocks.append(TableBlock(table))
-    if not shown_any:
+    sections = _split_sections(store, writer, "repeat-explore", "Repeat and explore targets", "repeat and explore targets",
+                               repeat_explore_table, repeat_explore_figure)
+    blocks += sections
+    if not sections:
         blocks.append(paragraph("No dataset here has its split's example table (", code("splits/*.npz"),
                                 " in the runs directory, written by sessbench run), so targets cannot be split."))
 
@@ -380,6 +353,30 @@ def build_blocks(
             log.warning("report: left out %s: %s. Fix: %s", path, why, fix)
         skipped.append(TableBlock(table))
         blocks[first_section:first_section] = skipped
+    return blocks
+
+
+def _split_sections(
+    store: Store, writer: _Writer, key: str, title: str, what: str,
+    table_fn: Callable[[Store, str, str], Any], figure_fn: Callable[..., list[Path] | None],
+) -> list[Block]:
+    """One sub-section per dataset and protocol for an analysis that splits the test prefixes in two
+    (short/long, repeat/explore): heading, two-panel figure, table. Empty where no table can be made."""
+    blocks: list[Block] = []
+    for dataset in store.datasets:
+        for protocol in store.protocols(dataset):
+            table = table_fn(store, dataset, protocol)
+            if table is None:
+                continue
+            where = dataset_title(store, dataset) + ("" if protocol == "validated" else f" ({protocol} protocol)")
+            stem = f"{key}-{slug(dataset)}{protocol_suffix(protocol)}"
+            blocks.append(Heading(3, where, stem))
+            paths = figure_fn(store, dataset, protocol, writer.out / FIGURES, stem)
+            if paths:
+                writer.add(paths)
+                blocks.append(FigureBlock(stem, f"{title} on {where}: P@20 and MRR@20 (%) per model, ± one std over seeds.",
+                                          f"Bar chart: P@20 and MRR@20 of {what} per model on {where}"))
+            blocks.append(TableBlock(table))
     return blocks
 
 

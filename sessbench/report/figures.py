@@ -9,6 +9,7 @@ figures.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,24 +158,33 @@ def short_long_figure(store: Store, dataset: str, protocol: str, out_dir: Path, 
     ]
     if not groups:
         return None
-    labels = [g.label for g in groups]
+    n = group_sizes(groups)
+    names = ("short (≤ 5)", "long (> 5)") if n is None else (f"short (≤ 5): {n[0]:,} prefixes", f"long (> 5): {n[1]:,} prefixes")
+
+    def series(metric: str) -> list[Series]:
+        return [
+            Series(names[0], SHORT_COLOR, [_point(g.group_values("short", metric)) for g in groups]),
+            Series(names[1], LONG_COLOR, [_point(g.group_values("long", metric)) for g in groups]),
+        ]
+
+    return two_panel_bars([g.label for g in groups], series, f"Short and long test prefixes on {dataset}", protocol, out_dir, stem)
+
+
+def two_panel_bars(
+    labels: list[str], series: Callable[[str], list[Series]], title: str, protocol: str, out_dir: Path, stem: str
+) -> list[Path]:
+    """One bar group per model in two panels, P@20 above and MRR@20 below, one legend under both:
+    the layout of every figure that splits the test prefixes in two (short/long, repeat/explore)."""
     with matplotlib.rc_context(RC):
-        width = max(6.4, 1.4 + 0.55 * len(groups))
-        fig = Figure(figsize=(width, 6.0), layout="constrained")
+        fig = Figure(figsize=(max(6.4, 1.4 + 0.55 * len(labels)), 6.0), layout="constrained")
         axes = fig.subplots(2, 1, sharex=True)
-        n = group_sizes(groups)
-        names = ("short (≤ 5)", "long (> 5)") if n is None else (f"short (≤ 5): {n[0]:,} prefixes", f"long (> 5): {n[1]:,} prefixes")
         for ax, (metric, ylabel) in zip(axes, METRICS):
-            series = [
-                Series(names[0], SHORT_COLOR, [_point(g.group_values("short", metric)) for g in groups]),
-                Series(names[1], LONG_COLOR, [_point(g.group_values("long", metric)) for g in groups]),
-            ]
-            grouped_bars(ax, labels, series, ylabel, value_labels=False, rotate=True)
+            grouped_bars(ax, labels, series(metric), ylabel, value_labels=False, rotate=True)
             ax.set_title(metric, loc="left")
         axes[0].tick_params(labelbottom=False)
         axes[1].set_xlabel("model")
         handles, legend_labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, legend_labels, loc="outside lower center", ncol=2)
         where = "" if protocol == "validated" else f", {protocol} protocol"
-        fig.suptitle(f"Short and long test prefixes on {dataset}{where}", fontsize=10)
+        fig.suptitle(f"{title}{where}", fontsize=10)
         return save(fig, out_dir, stem)

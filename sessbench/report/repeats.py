@@ -91,10 +91,7 @@ def repeat_explore_table(store: Store, dataset: str, protocol: str) -> Table | N
 
 def repeat_explore_figure(store: Store, dataset: str, protocol: str, out_dir: Path, stem: str) -> list[Path] | None:
     """Grouped bars per model: repeat vs explore targets, P@20 above, MRR@20 below."""
-    import matplotlib
-    from matplotlib.figure import Figure
-
-    from sessbench.report.figures import LONG_COLOR, METRICS, RC, SHORT_COLOR, Series, grouped_bars, save
+    from sessbench.report.figures import LONG_COLOR, SHORT_COLOR, Series, two_panel_bars
 
     mask = repeat_mask(store, dataset, protocol)
     groups = [g for g in store.in_dataset(dataset, protocol) if g.ranks]
@@ -102,25 +99,16 @@ def repeat_explore_figure(store: Store, dataset: str, protocol: str, out_dir: Pa
         return None
     labels = [g.label for g in groups]
     names = (f"repeat: {int(mask.sum()):,} targets", f"explore: {int((~mask).sum()):,} targets")
-    with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(max(6.4, 1.4 + 0.55 * len(groups)), 6.0), layout="constrained")
-        axes = fig.subplots(2, 1, sharex=True)
-        for ax, (metric, ylabel) in zip(axes, METRICS):
-            points = [split_values(g, mask, metric) for g in groups]
-            series = [
-                Series(names[i], color, [None if v[name][0] is None else (100 * v[name][0], 100 * (v[name][1] or 0.0), v[name][2])
-                                          for v in points])
-                for i, ((name, _), color) in enumerate(zip(KINDS, (SHORT_COLOR, LONG_COLOR)))
-            ]
-            grouped_bars(ax, labels, series, ylabel, value_labels=False, rotate=True)
-            ax.set_title(metric, loc="left")
-        axes[0].tick_params(labelbottom=False)
-        axes[1].set_xlabel("model")
-        handles, legend_labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, legend_labels, loc="outside lower center", ncol=2)
-        where = "" if protocol == "validated" else f", {protocol} protocol"
-        fig.suptitle(f"Repeat and explore targets on {dataset}{where}", fontsize=10)
-        return save(fig, out_dir, stem)
+
+    def series(metric: str) -> list[Series]:
+        points = [split_values(g, mask, metric) for g in groups]
+        return [
+            Series(names[i], color, [None if v[name][0] is None else (100 * v[name][0], 100 * (v[name][1] or 0.0), v[name][2])
+                                      for v in points])
+            for i, ((name, _), color) in enumerate(zip(KINDS, (SHORT_COLOR, LONG_COLOR)))
+        ]
+
+    return two_panel_bars(labels, series, f"Repeat and explore targets on {dataset}", protocol, out_dir, stem)
 
 
 def _slug(text: str) -> str:
