@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit and evaluate models on a dataset; each run writes one JSON record to --runs-dir.",
         epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--models", help="comma list of models and groups (default: all); see 'sessbench models'")
+    p.add_argument("--models", help="comma list of models and groups (default: paper,simple: the paper's Table 2 models "
+                   "and the simple models; 'all' adds the five SR-GNN variants); see 'sessbench models'")
     p.add_argument(
         "--dataset", action="append", dest="datasets",
         help="dataset name (repeatable; default synthetic): yoochoose64, yoochoose4, yoochoose, diginetica, "

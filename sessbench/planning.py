@@ -152,3 +152,23 @@ def plan_runs(
             for seed in (seeds if seed_dependent(model) else seeds[:1]):
                 plan.append(spec(model, ds, seed, params))
     return plan
+
+
+def longest_first(plan: list[RunSpec]) -> list[RunSpec]:
+    """The plan with each dataset's iterative models first, most epochs first (a stable sort,
+    datasets kept in their order so each is loaded once per process).
+
+    With several runs at a time the grid ends when its longest run does: started last, a long
+    training run (NARM on the synthetic default: about 8 minutes of the default run's 9) would
+    run alone at the end while the other cores idle. Started first, it overlaps the short runs.
+    """
+    from sessbench.models import get_model
+
+    def weight(spec: RunSpec) -> int:
+        if spec.model == ORACLE or not get_model(spec.model).cls.selects_on_validation:
+            return 0
+        epochs = spec.params.get("epochs", 1)
+        return int(epochs) if isinstance(epochs, (int, float)) else 1
+
+    order = {key: i for i, key in enumerate(dict.fromkeys(spec.dataset.identity_key for spec in plan))}
+    return sorted(plan, key=lambda spec: (order[spec.dataset.identity_key], -weight(spec)))

@@ -59,6 +59,7 @@ from sessbench.planning import (  # noqa: F401 - re-exported
     REFERENCE_MODEL,
     RunSettings,
     RunSpec,
+    longest_first,
     plan_runs,
     seed_dependent,
 )
@@ -119,6 +120,8 @@ class Runner(Worker):
         self._stamps = {spec.run_id: _stamp(record_path(self.runs_dir, spec.run_id)) for spec in todo}
         self.done_elsewhere = []
         executor = self.executor if self.executor is not None else InProcessExecutor()
+        if executor.capacity != 1:  # several at a time: the long trainings first (one at a time keeps the plan's order)
+            todo = longest_first(todo)
         executor.start(self, todo)
         try:
             executor.prepare(self, todo)

@@ -157,3 +157,19 @@ def test_run_ids_are_stable_and_distinct() -> None:
     assert len({s.run_id for s in a}) == len(a) == 4  # oracle + pop once (no seed) + fpmc x 2 seeds
     c = plan_runs(["pop"], [ds], [0], "validated", lambda m, d: {}, RunSettings(validation_fraction=0.2))
     assert c[1].run_id != a[1].run_id
+
+
+def test_several_at_a_time_the_long_trainings_start_first() -> None:
+    """With several runs at a time the iterative models go first (most epochs first), within each
+    dataset, so that the longest run does not start last and run alone."""
+    from sessbench.data.registry import parse_dataset
+    from sessbench.models import load_plugins
+    from sessbench.planning import RunSettings, longest_first, plan_runs
+
+    load_plugins()
+    ds = [parse_dataset("synthetic:n_items=80,n_sessions=600"), parse_dataset("synthetic:n_items=90,n_sessions=600")]
+    params = {"pop": {}, "narm": {"epochs": 25}, "srgnn": {"epochs": 12}, "markov": {}}
+    plan = plan_runs(["pop", "srgnn", "markov", "narm"], ds, [0], "validated", lambda m, d: params[m], RunSettings())
+    ordered = longest_first(plan)
+    assert [s.model for s in ordered] == ["narm", "srgnn", "oracle", "pop", "markov"] * 2
+    assert [s.dataset.key for s in ordered[:5]] == [ds[0].key] * 5
