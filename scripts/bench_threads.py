@@ -48,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             rows.append({"model": model, "threads": t, "train_seq_per_s": r["train_seq_per_s"],
                          "eval_seq_per_s": r["eval_seq_per_s"], "batches": args.batches})
+        if args.out:  # after each model, so that a run cut short keeps what it measured
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2) + "\n")
     print(f"cores: {os.cpu_count()}; x: speed relative to 1 thread. Two 1-thread runs side by side do twice the work "
           "of one run, so a grid with at least as many runs left as cores finishes sooner with 1 thread per run "
           "wherever x < 2.")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
 
