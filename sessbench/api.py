@@ -137,7 +137,8 @@ def prepare_grid(
     """
     from sessbench.config import ParamResolver, default_config_dir, load_experiment
     from sessbench.data.registry import parse_dataset
-    from sessbench.executors import choose_parallelism, make_executor
+    from sessbench.executor_factory import make_executor
+    from sessbench.executors import choose_parallelism
     from sessbench.models import get_model, load_plugins, resolve_models
     from sessbench.planning import check_model_names, plan_runs
     from sessbench.progress import null_progress

@@ -12,7 +12,7 @@ solves; sessbench adds only what benchmark runs need on top:
   `timeout`); a child that dies (segfault, the kernel's out-of-memory killer) is retried once,
   then recorded (`worker_died`); the grid goes on. Children exit when their parent dies, so a
   killed grid leaves no orphan still writing into the runs directory.
-* `DaskExecutor` (`sessbench.dask_executor`; `--executor dask [--scheduler tcp://HOST:8786]`): each run is one task on a
+* `DaskExecutor` (`sessbench.dask_executor`, built on this module; `--executor dask [--scheduler tcp://HOST:8786]`): each run is one task on a
   Dask distributed cluster (which reaches Slurm, PBS, ... through dask-jobqueue); without
   `--scheduler` a local cluster of `--jobs` workers is started. Runs of torch models ask for
   one `GPU` worker resource when they are meant for a GPU, so two never share a card. Workers
@@ -62,7 +62,6 @@ from sessbench.worker import Worker
 
 log = logging.getLogger("sessbench.executors")
 
-EXECUTORS = ("local", "dask")
 #: how often a run whose process died is started again before it is recorded as failed
 MAX_ATTEMPTS = 2
 
@@ -520,30 +519,3 @@ class ProcessPoolExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-
-
-def make_executor(
-    kind: str = "local",
-    jobs: int | None = None,
-    timeout_s: float | None = None,
-    scheduler: str | None = None,
-    threads: int | None = None,
-) -> Executor:
-    """The executor the `run` options ask for (`--executor`, `--jobs`, `--timeout`, `--scheduler`)."""
-    if kind not in EXECUTORS:
-        from sessbench.errors import UnknownNameError
-
-        raise UnknownNameError("executor", kind, EXECUTORS)
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    if timeout_s is not None and timeout_s <= 0:
-        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout_s}")
-    if kind == "dask":
-        from sessbench.dask_executor import DaskExecutor
-
-        return DaskExecutor(scheduler=scheduler, jobs=jobs, timeout_s=timeout_s, threads=threads)
-    if scheduler:
-        raise ConfigError("--scheduler needs --executor dask")
-    if jobs is None and timeout_s is None:
-        return InProcessExecutor()
-    return ProcessPoolExecutor(jobs=jobs or 1, timeout_s=timeout_s, threads=threads)

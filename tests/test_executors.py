@@ -14,7 +14,8 @@ from sessbench.cli import main
 from sessbench.data.registry import parse_dataset
 from sessbench.errors import ConfigError
 from sessbench.dask_executor import DaskExecutor, dask_run_task
-from sessbench.executors import InProcessExecutor, ProcessPoolExecutor, make_executor
+from sessbench.executor_factory import make_executor
+from sessbench.executors import InProcessExecutor, ProcessPoolExecutor
 from sessbench.results import iter_records
 from sessbench.runner import RunSettings, Runner, plan_runs
 
