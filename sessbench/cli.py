@@ -569,7 +569,7 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
     import time
 
     from sessbench.data.registry import compare_table1, dataset_stats, size_warning
-    from sessbench.memory import PeakMemory
+    from sessbench.host_memory import PeakMemory
 
     with PeakMemory() as mem:
         t0 = time.perf_counter()

@@ -48,7 +48,7 @@ from sessbench.data.sessions import Examples, Split, TrainingData
 from sessbench.environment import code_state, environment_info
 from sessbench.evaluation import EvaluationResult, evaluate_model
 from sessbench.faults import failpoint
-from sessbench.memory import PeakMemory
+from sessbench.host_memory import PeakMemory
 from sessbench.models import FitContext, SessionRecommender, get_model
 from sessbench.oracle import oracle_for
 from sessbench.planning import ORACLE, RunSpec

@@ -53,7 +53,7 @@ from sessbench.execution import (  # noqa: F401 - re-exported: the names this mo
 )
 from sessbench.executors import InProcessExecutor
 from sessbench.faults import failpoint
-from sessbench.memory import PeakMemory  # noqa: F401 - re-exported
+from sessbench.host_memory import PeakMemory  # noqa: F401 - re-exported
 from sessbench.planning import (  # noqa: F401 - re-exported
     ORACLE,
     REFERENCE_MODEL,

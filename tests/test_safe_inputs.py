@@ -334,7 +334,7 @@ def test_synthetic_size_is_checked_against_the_memory_available(
     calls: list[int] = []
     real = synthetic.SyntheticGenerator.__init__
     monkeypatch.setattr(synthetic.SyntheticGenerator, "__init__", lambda self, c: (calls.append(1), real(self, c))[1])
-    monkeypatch.setattr("sessbench.memory.available_bytes", lambda device: 64 * 2**20)  # a 64 MiB machine
+    monkeypatch.setattr("sessbench.host_memory.available_bytes", lambda device: 64 * 2**20)  # a 64 MiB machine
     big = "synthetic:n_sessions=200000"  # about 110 MiB to generate
     code = main(["--quiet", *_run(tmp_path, "--models", "pop", "--dataset", big)])
     message = _expect_one_paragraph(code, capsys.readouterr().err, [

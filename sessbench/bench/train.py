@@ -352,7 +352,7 @@ def run_train_benchmark(
     `floor_train_seq_per_s`, `floor_eval_seq_per_s` and the ratios (torch models), or
     `fit_s`, `predict_seq_per_s` and the evaluation floor (other models).
     """
-    from sessbench.memory import PeakMemory  # the harness's own memory sampler
+    from sessbench.host_memory import PeakMemory  # the harness's own memory sampler
 
     if batches < 1:
         raise ConfigError(f"--batches must be at least 1, got {batches}")

@@ -208,14 +208,14 @@ class SyntheticConfig:
         """Refuse a configuration whose generation needs more memory than is available now,
         before anything is allocated: a large size would grow until the kernel kills the process."""
         if available is None:
-            from sessbench.memory import available_bytes
+            from sessbench.host_memory import available_bytes
 
             available = available_bytes(torch.device("cpu"))
         parts = self.memory_parts()
         needed = sum(parts.values())
         if available is None or needed <= available:
             return
-        from sessbench.memory import gib
+        from sessbench.host_memory import gib
 
         if parts["sessions"] >= parts["parameters"]:
             per = parts["sessions"] / self.n_sessions
