@@ -380,6 +380,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_folders=not args.plan,
     )
     plan, runs_dir = grid.plan, grid.runner.runs_dir
+    if args.models is None and args.config is None:
+        from sessbench.config import DEFAULT_MODELS
+
+        print(f"sessbench: no --models given: running '{DEFAULT_MODELS}' (the paper's Table 2 models and the simple "
+              "models); --models all adds the five SR-GNN variants", file=sys.stderr)
     for key, request in {s.dataset.identity_key: s.dataset for s in plan}.items():
         print(f"sessbench: {request.key}: {request.source.describe() if request.source else key}", file=sys.stderr)
     if args.plan:

@@ -82,7 +82,7 @@ def _eval_rate(model: SessionRecommender, examples: Examples, n_items: int, batc
         t0 = time.perf_counter()
         count = sum(one(b) for b in timed)
         seconds = time.perf_counter() - t0
-    return count / max(seconds, 1e-9)
+    return count / max(seconds, 1e-9) if count else float("inf")  # nothing to score: no time
 
 
 def _train_rate(model: TorchSessionModel, data: Any, batches: int, device: torch.device, seed: int) -> float:
@@ -90,16 +90,17 @@ def _train_rate(model: TorchSessionModel, data: Any, batches: int, device: torch
     assert module is not None
     module.train()
     optimizer = model.make_optimizer(module)
-    stream = iter(model.train_batches(data, 0, np.random.default_rng([seed, 1])))
-    for batch in islice(stream, WARMUP):
+    chosen = list(islice(model.train_batches(data, 0, np.random.default_rng([seed, 1])), WARMUP + batches))
+    for batch in chosen[:WARMUP]:
         model.train_step(module, optimizer, batch.to(device))
+    timed = chosen[WARMUP:] or chosen  # an epoch shorter than the warm-up: time its batches again
     t0 = time.perf_counter()
     count = 0
-    for batch in islice(stream, batches):
+    for batch in timed:
         model.train_step(module, optimizer, batch.to(device))
         count += len(batch)
     seconds = time.perf_counter() - t0
-    return count / max(seconds, 1e-9)
+    return count / max(seconds, 1e-9) if count else float("inf")  # no batch at all: no training time
 
 
 def measure(spec: RunSpec, loaded: LoadedDataset, batches: int = 10) -> Estimate:

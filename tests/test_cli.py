@@ -129,3 +129,11 @@ def test_data_commands_on_real_samples(shared_data: Path, tmp_path: Path, capsys
 
 def test_parser_builds() -> None:
     assert build_parser().prog == "sessbench"
+
+
+def test_run_without_models_says_what_it_runs(tmp_path, capsys) -> None:
+    """The default model list is named on stderr, with how to get the variants too."""
+    code = main(["--quiet", "run", "--dataset", "synthetic:n_items=60,n_sessions=200", "--runs-dir", str(tmp_path), "--plan"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "no --models given: running 'paper,simple'" in err and "--models all adds the five SR-GNN variants" in err
