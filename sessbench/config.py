@@ -437,9 +437,12 @@ class ParamResolver:
             *((path, lines, ("defaults",), data.get("defaults") or {}) for path, data, lines in chain),
             *((path, lines, ("datasets", dataset), (data.get("datasets") or {}).get(dataset) or {})
               for path, data, lines in chain),
-            (self.experiment_source, exp_lines, ("params", spec.name), self.experiment_params.get(spec.name, {})),
-            ("--set", None, (), self.cli_params.get(spec.name, {})),
-        ][: None if overrides else len(chain) * 2]
+        ]
+        if overrides:
+            layers += [
+                (self.experiment_source, exp_lines, ("params", spec.name), self.experiment_params.get(spec.name, {})),
+                ("--set", None, (), self.cli_params.get(spec.name, {})),
+            ]
         params = dict(spec.defaults)
         for source, key_lines, prefix, layer in layers:
             if not isinstance(layer, dict):

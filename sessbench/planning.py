@@ -136,21 +136,20 @@ def plan_runs(
     model's configuration without experiment file or --set) marks each run's `default_config`.
     """
 
-    def spec(model: str, ds: DatasetRequest, seed: int, params: dict[str, Any]) -> RunSpec:
-        default = None if default_params is None or model == ORACLE else params == default_params(model, ds.name)
-        return RunSpec(model, ds, seed, protocol, params, settings, default_config=True if model == ORACLE else default)
+    def runs(model: str, ds: DatasetRequest, seeds: list[int]) -> list[RunSpec]:
+        params = {} if model == ORACLE else resolve_params(model, ds.name)
+        default = True if model == ORACLE else None if default_params is None else params == default_params(model, ds.name)
+        return [RunSpec(model, ds, seed, protocol, params, settings, default_config=default) for seed in seeds]
 
     check_model_names(models)
     plan: list[RunSpec] = []
     for ds in datasets:
         if ds.definition.kind == "synthetic":
-            plan.append(spec(ORACLE, ds, seeds[0], {}))
+            plan += runs(ORACLE, ds, seeds[:1])
             if REFERENCE_MODEL not in models:
-                plan.append(spec(REFERENCE_MODEL, ds, seeds[0], resolve_params(REFERENCE_MODEL, ds.name)))
+                plan += runs(REFERENCE_MODEL, ds, seeds[:1])
         for model in models:
-            params = resolve_params(model, ds.name)
-            for seed in (seeds if seed_dependent(model) else seeds[:1]):
-                plan.append(spec(model, ds, seed, params))
+            plan += runs(model, ds, seeds if seed_dependent(model) else seeds[:1])
     return plan
 
 

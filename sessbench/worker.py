@@ -55,6 +55,7 @@ class Worker:
     keep_datasets: bool = True
     checkpoint_dir: Path | None = None
     _datasets: dict[str, LoadedDataset] = field(default_factory=dict, repr=False)
+    _tables_saved: set[tuple[str, str]] = field(default_factory=set, repr=False)  # split tables this worker wrote or checked
 
     def __post_init__(self) -> None:
         if self.checkpoint_dir is None:
@@ -162,8 +163,12 @@ class Worker:
         source = loaded.request.source
         if source is None:
             return
+        table_id = split_table_id(loaded.request.key, source.digest)
+        if (table_id, loaded.split.checksum()) in self._tables_saved:
+            return  # once per split and process, not once per run
         try:
-            save_split_examples(self.runs_dir, loaded.split, split_table_id(loaded.request.key, source.digest))
+            save_split_examples(self.runs_dir, loaded.split, table_id)
+            self._tables_saved.add((table_id, loaded.split.checksum()))
         except OSError as exc:
             log.warning("could not write the test example table of %s: %s", loaded.request.key, exc)
 

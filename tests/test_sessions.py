@@ -90,3 +90,32 @@ def test_examples_memory_is_index_pairs() -> None:
     assert len(ex) == int((lengths - 1).sum())
     # two int64 per example, independent of prefix lengths
     assert ex.session_index.nbytes + ex.cut.nbytes == 16 * len(ex)
+
+
+def test_a_split_hashes_its_sessions_once(monkeypatch) -> None:
+    """Every run on a split records its checksum: the sessions are hashed once per split."""
+    from sessbench.data.synthetic import SyntheticConfig, build_synthetic
+
+    split, _ = build_synthetic(SyntheticConfig(n_items=40, n_sessions=200))
+    calls: list[int] = []
+    real = SessionSet.checksum
+    monkeypatch.setattr(SessionSet, "checksum", lambda self: calls.append(1) or real(self))
+    first = split.checksum()
+    assert split.checksum() == first and len(calls) == 2  # train and test, hashed by the first call only
+
+
+def test_a_split_table_of_another_preparation_is_replaced(tmp_path) -> None:
+    """The table is kept for the same split and rewritten for another split under the same id."""
+    from sessbench.data.synthetic import SyntheticConfig, build_synthetic
+    from sessbench.results import load_split_examples, save_split_examples
+
+    a, _ = build_synthetic(SyntheticConfig(n_items=40, n_sessions=200))
+    b, _ = build_synthetic(SyntheticConfig(n_items=40, n_sessions=300))
+    path = save_split_examples(tmp_path, a, "t")
+    assert load_split_examples(path)["split_checksum"] == a.checksum()
+    stamp = path.stat().st_mtime_ns
+    save_split_examples(tmp_path, a, "t")
+    assert path.stat().st_mtime_ns == stamp
+    save_split_examples(tmp_path, b, "t")
+    table = load_split_examples(path)
+    assert table["split_checksum"] == b.checksum() and len(table["session"]) == len(b.test_examples())

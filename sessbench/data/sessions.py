@@ -388,13 +388,16 @@ class Split:
 
     def checksum(self) -> str:
         """A content hash of what a run sees (training and test sessions, candidate count): two
-        runs with equal checksums were computed from the same data, however it was prepared."""
+        runs with equal checksums were computed from the same data, however it was prepared.
+        Computed once per split (it is immutable): every run on it records it."""
         import hashlib
 
-        parts = [self.train.checksum(), self.test.checksum(), str(self.n_items)]
-        if self.valid is not None:
-            parts.append(self.valid.checksum())
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+        if "_checksum" not in self.__dict__:
+            parts = [self.train.checksum(), self.test.checksum(), str(self.n_items)]
+            if self.valid is not None:
+                parts.append(self.valid.checksum())
+            self.__dict__["_checksum"] = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+        return self.__dict__["_checksum"]
 
     def test_examples(self) -> Examples:
         return self.test.examples()

@@ -153,8 +153,7 @@ class RunGroup:
         table = self.examples_loader(table_id)
         if table is None or (self.ranks and len(table["session"]) != len(self.ranks[0][1])):
             return None
-        made_from = {r.get("split_checksum") for r in self.ok} - {None}
-        if table.get("split_checksum") is not None and made_from and made_from != {table["split_checksum"]}:
+        if table.get("split_checksum") is not None and self.split_checksum and self.split_checksum != table["split_checksum"]:
             return None  # the table describes another preparation of this data: its sessions may differ
         return table
 
